@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from labeling.models import (
+    Batch, Budget, HumanLabel, ImportJob, Item, JudgeRun, Membership, Project, ReviewTask, RouterDecision,
+)
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    my_role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "question", "instructions", "labels", "item_kind", "judge_model", "judge_base_url",
+                  "judge_prompt_version", "judge_failure_policy", "router_settings", "surrogate_settings",
+                  "default_budget_rate", "default_budget_cap", "blind_review", "created_at", "my_role"]
+        read_only_fields = ["id", "created_at", "my_role"]
+
+    def get_my_role(self, project) -> str | None:
+        from labeling.roles import role_of
+
+        return role_of(self.context["request"].user, project)
+
+    def validate_labels(self, labels):
+        if not isinstance(labels, list) or len(labels) < 2:
+            raise serializers.ValidationError("a project needs a list of at least two labels")
+        if not all(isinstance(label, str) and label.strip() for label in labels):
+            raise serializers.ValidationError("labels must be non-empty strings")
+        if len({label.strip() for label in labels}) != len(labels):
+            raise serializers.ValidationError("labels must not repeat")
+        return [label.strip() for label in labels]
+
+    def validate_default_budget_rate(self, rate):
+        if not 0.0 <= rate <= 1.0:
+            raise serializers.ValidationError("the budget rate ρ must be between 0 and 1")
+        return rate
+
+    def validate_router_settings(self, value):
+        return _json_object(value)
+
+    def validate_surrogate_settings(self, value):
+        return _json_object(value)
+
+
+def _json_object(value):
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("must be a JSON object")
+    return value
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.SlugRelatedField(source="user", slug_field="username",
+                                            queryset=get_user_model().objects.all())
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Batch
+        fields = ["id", "name", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class RouterDecisionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RouterDecision
+        fields = ["step", "score", "action", "granted"]
+
+
+class JudgeRunSerializer(serializers.ModelSerializer):
+    decisions = RouterDecisionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = JudgeRun
+        fields = ["id", "model", "prompt_version", "status", "label", "score", "raw_reasoning", "steps",
+                  "input_tokens", "output_tokens", "output_tokens_estimated", "latency_ms", "stopped_at_step",
+                  "stop_reason", "error", "started_at", "finished_at", "decisions"]
+
+
+class HumanLabelSerializer(serializers.ModelSerializer):
+    annotator = serializers.SerializerMethodField()
+
+    class Meta:
+        model = HumanLabel
+        fields = ["id", "label", "annotator", "lead_time_seconds", "source", "review_status", "created_at"]
+
+    def get_annotator(self, obj) -> str:
+        return obj.annotator.username if obj.annotator_id else obj.annotator_name
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = ["id", "external_id", "batch", "fields", "meta", "image_url", "image_error", "state",
+                  "final_label", "final_source", "disagreement_score", "failure_reason", "created_at", "updated_at"]
+
+    def get_image_url(self, item) -> str | None:
+        return item.image.url if item.image else None
+
+
+class ItemDetailSerializer(ItemSerializer):
+    judge_runs = JudgeRunSerializer(many=True, read_only=True)
+    human_labels = HumanLabelSerializer(many=True, read_only=True)
+
+    class Meta(ItemSerializer.Meta):
+        fields = ItemSerializer.Meta.fields + ["judge_runs", "human_labels"]
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    format = serializers.ChoiceField(choices=ImportJob.Format.choices, required=False, allow_blank=True)
+    on_error = serializers.ChoiceField(choices=ImportJob.OnError.choices, default=ImportJob.OnError.FAIL)
+
+
+class ImportErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    errors = ImportErrorSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ImportJob
+        fields = ["id", "project", "batch", "filename", "format", "on_error", "status", "rows_total", "rows_imported",
+                  "rows_failed", "error_count", "errors", "created_at", "started_at", "finished_at"]
+
+
+class BudgetSerializer(serializers.ModelSerializer):
+    remaining = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Budget
+        fields = ["id", "name", "cap", "spent", "remaining", "created_at"]
+        read_only_fields = ["id", "spent", "remaining", "created_at"]
+
+
+class BudgetCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    cap = serializers.IntegerField(min_value=0, required=False)
+    rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    items = serializers.IntegerField(min_value=0, required=False, help_text="Items the rate applies to.")
+
+    def validate(self, data):
+        if ("cap" in data) == ("rate" in data):
+            raise serializers.ValidationError("give either cap or rate (with items), not both or neither")
+        if "rate" in data and "items" not in data:
+            raise serializers.ValidationError({"items": "a rate needs the number of items it applies to"})
+        return data
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    item = ItemDetailSerializer(read_only=True)
+
+    class Meta:
+        model = ReviewTask
+        fields = ["id", "item", "priority", "reason", "state", "lease_expires_at", "claimed_at"]
+
+
+class SubmitSerializer(serializers.Serializer):
+    label = serializers.CharField()
+
+
+class ReviewVerdictSerializer(serializers.Serializer):
+    accept = serializers.BooleanField()
+

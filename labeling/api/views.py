@@ -1,0 +1,282 @@
+"""REST API views: thin. Each checks the caller's project role, then calls one service or selector."""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling import selectors
+from labeling.api import serializers as s
+from labeling.api.access import project_for
+from labeling.models import Budget, HumanLabel, Item, Membership, Role
+from labeling.roles import has_role
+from labeling.services import exports, imports, ledger, projects, queue
+
+
+class ProjectListCreate(generics.ListCreateAPIView):
+    """Projects you are a member of. Creating one needs staff status; you become its admin."""
+
+    serializer_class = s.ProjectSerializer
+
+    def get_queryset(self):
+        return selectors.project_list_for(user=self.request.user)
+
+    def perform_create(self, serializer):
+        if not self.request.user.is_staff:
+            raise PermissionDenied("Only staff users can create projects.")
+        serializer.instance = projects.project_create(created_by=self.request.user, **serializer.validated_data)
+
+
+class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
+    serializer_class = s.ProjectSerializer
+
+    def get_object(self):
+        minimum = Role.ANNOTATOR if self.request.method == "GET" else Role.ADMIN
+        return project_for(self.request, self.kwargs["pk"], minimum)
+
+    def perform_update(self, serializer):
+        serializer.instance = projects.project_update(project=serializer.instance, actor=self.request.user,
+                                                      **serializer.validated_data)
+
+
+class MembershipListCreate(generics.ListCreateAPIView):
+    serializer_class = s.MembershipSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["pk"], Role.ADMIN)
+        return Membership.objects.filter(project=project).select_related("user").order_by("id")
+
+    def perform_create(self, serializer):
+        project = project_for(self.request, self.kwargs["pk"], Role.ADMIN)
+        data = serializer.validated_data
+        serializer.instance = projects.membership_set(project=project, user=data["user"], role=data["role"],
+                                                      actor=self.request.user)
+
+
+class BatchListCreate(generics.ListCreateAPIView):
+    serializer_class = s.BatchSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["pk"], Role.REVIEWER)
+        return project.batches.order_by("id")
+
+    def perform_create(self, serializer):
+        project = project_for(self.request, self.kwargs["pk"], Role.ADMIN)
+        serializer.instance = projects.batch_create(project=project, name=serializer.validated_data["name"],
+                                                    created_by=self.request.user)
+
+
+@extend_schema(parameters=[
+    OpenApiParameter("state", str, description="Item state"),
+    OpenApiParameter("source", str, description="Tier of the final label: surrogate, judge or human"),
+    OpenApiParameter("label", str, description="Final label"),
+    OpenApiParameter("batch", int, description="Batch id"),
+])
+class ItemList(generics.ListAPIView):
+    """Items of a project (reviewers and admins), filtered by state, source tier, label or batch."""
+
+    serializer_class = s.ItemSerializer
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["pk"], Role.REVIEWER)
+        params = self.request.query_params
+        batch = params.get("batch")
+        if batch is not None and not batch.isdigit():
+            raise ValidationError({"batch": "must be an integer"})
+        return selectors.item_list(project=project, state=params.get("state"), source=params.get("source"),
+                                   label=params.get("label"), batch=int(batch) if batch else None)
+
+
+class ItemDetail(generics.RetrieveAPIView):
+    serializer_class = s.ItemDetailSerializer
+
+    def get_object(self):
+        item = get_object_or_404(Item.objects.select_related("project"), pk=self.kwargs["pk"])
+        project_for(self.request, item.project_id, Role.REVIEWER)
+        return item
+
+
+class ImportCreate(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=s.ImportRequestSerializer, responses={202: s.ImportJobSerializer})
+    def post(self, request, pk: int):
+        """Upload a file (Label Studio JSON, JSONL, CSV, or a zip with one of them and its images)."""
+        project = project_for(request, pk, Role.ADMIN)
+        serializer = s.ImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        try:
+            job = imports.import_job_create(project=project, uploaded=upload, filename=upload.name, user=request.user,
+                                            fmt=serializer.validated_data.get("format") or None,
+                                            on_error=serializer.validated_data["on_error"])
+        except ValueError as exc:
+            raise ValidationError({"file": str(exc)}) from None
+        job.refresh_from_db()
+        return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportDetail(APIView):
+    @extend_schema(responses=s.ImportJobSerializer)
+    def get(self, request, pk: int):
+        job = selectors.import_job_visible(user=request.user, job_id=pk)
+        if job is None:
+            raise NotFound("No such import.")
+        return Response(s.ImportJobSerializer(job).data)
+
+
+class Export(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(exports.EXPORT_FORMATS), default="jsonl")],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request, pk: int):
+        """Stream the whole project in constant memory."""
+        project = project_for(request, pk, Role.ADMIN)
+        fmt = request.query_params.get("format", "jsonl")
+        if fmt not in exports.EXPORT_FORMATS:
+            raise ValidationError({"format": f"expected one of {', '.join(exports.EXPORT_FORMATS)}"})
+        response = StreamingHttpResponse(exports.export_stream(project=project, fmt=fmt),
+                                         content_type=exports.CONTENT_TYPES[fmt])
+        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{exports.EXTENSIONS[fmt]}"'
+        return response
+
+
+class BudgetListCreate(APIView):
+    @extend_schema(responses=s.BudgetSerializer(many=True))
+    def get(self, request, pk: int):
+        project = project_for(request, pk, Role.REVIEWER)
+        return Response(s.BudgetSerializer(selectors.budget_list(project=project), many=True).data)
+
+    @extend_schema(request=s.BudgetCreateSerializer, responses={201: s.BudgetSerializer})
+    def post(self, request, pk: int):
+        project = project_for(request, pk, Role.ADMIN)
+        serializer = s.BudgetCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        cap = ledger.budget_cap_for(items=data.get("items", 0), rate=data.get("rate"), cap=data.get("cap"))
+        budget = ledger.budget_create(project=project, name=data["name"], cap=cap, actor=request.user)
+        return Response(s.BudgetSerializer(budget).data, status=status.HTTP_201_CREATED)
+
+
+class BudgetDetail(APIView):
+    def _budget(self, request, pk: int, minimum: str) -> Budget:
+        budget = get_object_or_404(Budget, pk=pk)
+        project_for(request, budget.project_id, minimum)
+        return budget
+
+    @extend_schema(responses=s.BudgetSerializer)
+    def get(self, request, pk: int):
+        return Response(s.BudgetSerializer(self._budget(request, pk, Role.REVIEWER)).data)
+
+    @extend_schema(request=s.BudgetSerializer, responses=s.BudgetSerializer)
+    def patch(self, request, pk: int):
+        budget = self._budget(request, pk, Role.ADMIN)
+        cap = request.data.get("cap")
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+            raise ValidationError({"cap": "must be a non-negative integer"})
+        return Response(s.BudgetSerializer(ledger.budget_set_cap(budget=budget, cap=cap, actor=request.user)).data)
+
+
+class QueueClaim(APIView):
+    @extend_schema(request=None, responses={200: s.TaskSerializer, 204: OpenApiResponse(description="Queue empty")})
+    def post(self, request, pk: int):
+        """Lease the next item to review (your current one if you still hold a lease)."""
+        project = project_for(request, pk, Role.ANNOTATOR)
+        claim = queue.review_task_claim_next(project=project, user=request.user)
+        if claim is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        data = s.TaskSerializer(claim.task).data
+        data["claim_reason"] = claim.reason
+        return Response(data)
+
+
+class QueueUndo(APIView):
+    @extend_schema(request=None, responses={200: s.TaskSerializer, 204: OpenApiResponse(description="Nothing to undo")})
+    def post(self, request, pk: int):
+        project = project_for(request, pk, Role.ANNOTATOR)
+        task = queue.review_task_undo(user=request.user, project=project)
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(s.TaskSerializer(task).data)
+
+
+class _TaskAction(APIView):
+    def _check(self, request, pk: int):
+        from labeling.models import ReviewTask
+
+        task = get_object_or_404(ReviewTask, pk=pk)
+        project_for(request, task.project_id, Role.ANNOTATOR)
+        return task
+
+
+class TaskSubmit(_TaskAction):
+    @extend_schema(request=s.SubmitSerializer, responses=s.HumanLabelSerializer)
+    def post(self, request, pk: int):
+        self._check(request, pk)
+        serializer = s.SubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        human_label = queue.review_task_submit(task_id=pk, user=request.user, label=serializer.validated_data["label"])
+        return Response(s.HumanLabelSerializer(human_label).data)
+
+
+class TaskSkip(_TaskAction):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, pk: int):
+        self._check(request, pk)
+        queue.review_task_skip(task_id=pk, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TaskRelease(_TaskAction):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, pk: int):
+        self._check(request, pk)
+        queue.review_task_release(task_id=pk, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TaskHeartbeat(_TaskAction):
+    @extend_schema(request=None, responses=s.TaskSerializer)
+    def post(self, request, pk: int):
+        self._check(request, pk)
+        task = queue.review_task_heartbeat(task_id=pk, user=request.user)
+        return Response({"id": task.pk, "lease_expires_at": task.lease_expires_at})
+
+
+class ReviewSample(generics.ListAPIView):
+    """Human labels waiting for a reviewer's verdict (reviewers and admins)."""
+
+    serializer_class = s.HumanLabelSerializer
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["pk"], Role.REVIEWER)
+        return HumanLabel.objects.filter(
+            item__project=project, source=HumanLabel.Source.REVIEW, review_status=HumanLabel.ReviewStatus.PENDING
+        ).select_related("annotator").order_by("id")
+
+
+class HumanLabelReview(APIView):
+    @extend_schema(request=s.ReviewVerdictSerializer, responses=s.HumanLabelSerializer)
+    def post(self, request, pk: int):
+        human_label = get_object_or_404(HumanLabel.objects.select_related("item"), pk=pk)
+        project_for(request, human_label.item.project_id, Role.REVIEWER)
+        if human_label.annotator_id == request.user.pk and not has_role(request.user, human_label.item.project_id,
+                                                                        Role.ADMIN):
+            raise PermissionDenied("Reviewers cannot review their own labels.")
+        serializer = s.ReviewVerdictSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reviewed = queue.human_label_review(human_label_id=pk, reviewer=request.user,
+                                            accept=serializer.validated_data["accept"])
+        return Response(s.HumanLabelSerializer(reviewed).data)
+
+

@@ -1,0 +1,95 @@
+"""Item state changes: one service per transition, each in one transaction with an audit event.
+
+Every service locks the item row, checks the transition against ``labeling.states`` and refuses an
+invalid one with ``InvalidTransition``, so concurrent workers can never move an item twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from labeling.models import Item, Tier
+from labeling.services.audit import audit_event_record
+from labeling.states import ItemState, check_transition
+
+
+def _transition(
+    *, item_id: int, to_state: str, verb: str, actor=None, data: dict[str, Any] | None = None, **changes: Any
+) -> Item:
+    item = Item.objects.select_for_update().get(pk=item_id)
+    from_state = item.state
+    check_transition(from_state, to_state)
+    item.state = to_state
+    for name, value in changes.items():
+        setattr(item, name, value)
+    item.save(update_fields=["state", "updated_at", *changes])
+    audit_event_record(
+        project=item.project_id, item=item, actor=actor, verb=verb, from_state=from_state, to_state=to_state, data=data
+    )
+    return item
+
+
+@transaction.atomic
+def item_start_routing(*, item_id: int, actor=None, data: dict[str, Any] | None = None) -> Item:
+    return _transition(item_id=item_id, to_state=ItemState.ROUTING, verb="routing_started", actor=actor, data=data,
+                       failure_reason="")
+
+
+@transaction.atomic
+def item_release(*, item_id: int, reason: str, actor=None) -> Item:
+    """A routing attempt gave up (crash recovery, cancellation): the item is pending again."""
+    return _transition(item_id=item_id, to_state=ItemState.PENDING, verb="routing_released", actor=actor,
+                       data={"reason": reason})
+
+
+@transaction.atomic
+def item_label_automatically(
+    *, item_id: int, label: str, tier: str, actor=None, data: dict[str, Any] | None = None
+) -> Item:
+    """The surrogate or the judge labelled the item."""
+    if tier not in (Tier.SURROGATE, Tier.JUDGE):
+        raise ValueError(f"automatic labels come from the surrogate or the judge, not {tier!r}")
+    item = Item.objects.select_related("project").get(pk=item_id)
+    _check_label(item, label)
+    return _transition(item_id=item_id, to_state=ItemState.AUTO_LABELED, verb=f"labeled_by_{tier}", actor=actor,
+                       data={"label": label, **(data or {})}, final_label=label, final_source=tier)
+
+
+@transaction.atomic
+def item_escalate(*, item_id: int, reason: str, actor=None, data: dict[str, Any] | None = None) -> Item:
+    """The item goes to the human review queue (the caller creates its review task)."""
+    return _transition(item_id=item_id, to_state=ItemState.AWAITING_REVIEW, verb="escalated", actor=actor,
+                       data={"reason": reason, **(data or {})})
+
+
+@transaction.atomic
+def item_label_by_human(*, item_id: int, label: str, actor=None, data: dict[str, Any] | None = None) -> Item:
+    item = Item.objects.select_related("project").get(pk=item_id)
+    _check_label(item, label)
+    return _transition(item_id=item_id, to_state=ItemState.HUMAN_LABELED, verb="labeled_by_human", actor=actor,
+                       data={"label": label, **(data or {})}, final_label=label, final_source=Tier.HUMAN)
+
+
+@transaction.atomic
+def item_send_back(*, item_id: int, reason: str, actor=None) -> Item:
+    """A reviewer rejected the human label: the item needs a new one."""
+    return _transition(item_id=item_id, to_state=ItemState.AWAITING_REVIEW, verb="sent_back", actor=actor,
+                       data={"reason": reason}, final_label=None, final_source=None)
+
+
+@transaction.atomic
+def item_fail(*, item_id: int, reason: str, actor=None) -> Item:
+    return _transition(item_id=item_id, to_state=ItemState.FAILED, verb="failed", actor=actor,
+                       data={"reason": reason}, failure_reason=reason)
+
+
+@transaction.atomic
+def item_retry(*, item_id: int, actor=None) -> Item:
+    return _transition(item_id=item_id, to_state=ItemState.PENDING, verb="retry", actor=actor, failure_reason="")
+
+
+def _check_label(item: Item, label: str) -> None:
+    if label not in item.project.labels:
+        raise ValueError(f"unknown label {label!r}; the project's labels are {item.project.labels}")
