@@ -137,6 +137,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ItemStateEnum": "labeling.states.ItemState",
+        "ReviewTaskStateEnum": "labeling.models.ReviewTask.State",
+        "RoutingRunStateEnum": "labeling.models.RoutingRun.State",
+        "ImportStatusEnum": "labeling.models.ImportJob.Status",
+        "JudgeRunStatusEnum": "labeling.models.JudgeRun.Status",
+    },
 }
 
 REDIS_URL = env("REDIS_URL", default="")

@@ -34,6 +34,7 @@ class HumanRecord:
     label: str
     annotator: str = ""
     lead_time: float | None = None
+    source_field: str = "human_label"  # where the label sat in the file, for error messages
 
 
 @dataclass
@@ -104,11 +105,19 @@ def detect_format(filename: str, head: bytes) -> str:
             return "jsonl"
         except ValueError:
             return "ls-json"
-    if b"," in text.split(b"\n", 1)[0]:
+    if text and b"\x00" not in text and _is_text(text):
         return "csv"
     raise FormatError(
         f"unsupported format for {filename!r}: expected Label Studio JSON (.json), JSON Lines (.jsonl) or CSV (.csv)"
     )
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start > len(head) - 4  # a multi-byte character cut by the 4 KB head is still text
+    return all(b >= 32 or b in (9, 10, 13) for b in head[:512])
 
 
 def _decode_text(raw: bytes) -> str:
@@ -198,7 +207,7 @@ def _row_from_plain(obj: dict[str, Any], line: int) -> ImportRow | RowError:
     if label is not None:
         if not isinstance(label, str):
             return RowError(line, "label", "must be a string")
-        humans.append(HumanRecord(label=label))
+        humans.append(HumanRecord(label=label, source_field="label"))
     meta = obj.pop("meta", None) or {}
     if not isinstance(meta, dict):
         return RowError(line, "meta", "must be an object")
@@ -292,6 +301,8 @@ def _row_from_ls_task(obj: dict[str, Any], line: int) -> ImportRow | RowError:
         return RowError(line, "meta", "must be an object")
     meta = dict(meta)
     judges: list[JudgeRecord] = []
+    meta.pop("tracelab_state", None)
+    own_judge = meta.pop("tracelab_judge", None)
     predictions = obj.get("predictions") or []
     if not isinstance(predictions, list):
         return RowError(line, "predictions", "must be a list")
@@ -309,6 +320,13 @@ def _row_from_ls_task(obj: dict[str, Any], line: int) -> ImportRow | RowError:
                                   reasoning=str(extra.pop("reasoning", "") or ""),
                                   output_tokens=extra.pop("output_tokens", None),
                                   stopped_at_step=extra.pop("stopped_at_step", None), extra=extra))
+    if isinstance(own_judge, dict):
+        # Our own export keeps the judge's full record in meta; it supersedes the prediction summary.
+        score = judges[0].score if judges else None
+        model = own_judge.get("model") or (judges[0].model if judges else "")
+        judges = [JudgeRecord(label=own_judge.get("label"), reasoning=str(own_judge.get("reasoning") or ""),
+                              model=str(model), output_tokens=own_judge.get("output_tokens"), score=score,
+                              stopped_at_step=_as_int(own_judge.get("stopped_at_step")))]
     humans: list[HumanRecord] = []
     annotations = obj.get("annotations") or []
     if not isinstance(annotations, list):
@@ -328,7 +346,7 @@ def _row_from_ls_task(obj: dict[str, Any], line: int) -> ImportRow | RowError:
         if isinstance(completed_by, dict):
             completed_by = completed_by.get("email") or completed_by.get("id")
         humans.append(HumanRecord(label=label, annotator="" if completed_by is None else str(completed_by),
-                                  lead_time=lead_time))
+                                  lead_time=lead_time, source_field=f"annotations[{index}].result"))
     final = meta.pop("tracelab_final", None)
     final_label, final_source = _final_from(final, line)
     return ImportRow(line=line, external_id=None if external_id is None else str(external_id), fields=data,
@@ -363,7 +381,9 @@ def _row_from_flat(obj: dict[str, Any], line: int) -> ImportRow | RowError:
             lead_time = float(lead_time)
         except (TypeError, ValueError):
             return RowError(line, "lead_time", f"must be a number, got {lead_time!r}")
-    humans = [HumanRecord(label=str(human_label), annotator=str(annotator), lead_time=lead_time)] if human_label else []
+    label_column = "human_label" if obj.get("human_label") else "label"
+    humans = ([HumanRecord(label=str(human_label), annotator=str(annotator), lead_time=lead_time,
+                           source_field=label_column)] if human_label else [])
     external_id = obj.get("external_id")
     final_label = obj.get("final_label") or None
     final_source = obj.get("final_source") or None

@@ -148,7 +148,7 @@ def ls_task(item: dict[str, Any], text_field: str) -> dict[str, Any]:
         })
     if judge:
         meta["tracelab_judge"] = {
-            "label": judge["label"], "reasoning": judge["raw_reasoning"], "output_tokens": judge["output_tokens"],
+            "model": judge["model"], "label": judge["label"], "reasoning": judge["raw_reasoning"], "output_tokens": judge["output_tokens"],
             "stopped_at_step": judge["stopped_at_step"], "status": judge["status"],
             "router_scores": judge["decisions"], "model_versions": judge["model_versions"],
         }

@@ -286,7 +286,7 @@ def _validate(row: ImportRow, ctx: _RowContext) -> tuple[list[RowError], dict[st
     elif external_id in ctx.seen_ids:
         errors.append(RowError(line, "external_id",
                                f"duplicate external id {external_id!r} (first on line {ctx.seen_ids[external_id]})"))
-    if not fields:
+    if not fields and not ctx.required:
         errors.append(RowError(line, "fields", "the item has no fields"))
     for name in ctx.required:
         value = fields.get(name)
@@ -307,7 +307,7 @@ def _validate(row: ImportRow, ctx: _RowContext) -> tuple[list[RowError], dict[st
             errors.append(RowError(line, "judge.output_tokens", "must be a non-negative integer"))
     for human in row.humans:
         if human.label not in ctx.labels:
-            errors.append(RowError(line, "human_label",
+            errors.append(RowError(line, human.source_field,
                                    f"unknown label {human.label!r}; expected one of {ctx.project.labels}"))
     if row.final_label is not None:
         if row.final_label not in ctx.labels:
