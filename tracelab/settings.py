@@ -130,6 +130,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {},
     "EXCEPTION_HANDLER": "labeling.api.errors.exception_handler",
+    # `?format=` selects the export format, not a DRF renderer.
+    "URL_FORMAT_OVERRIDE": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "tracelab API",

@@ -196,7 +196,9 @@ def _reopen(task: ReviewTask) -> None:
 def human_label_review(*, human_label_id: int, reviewer, accept: bool) -> HumanLabel:
     """A reviewer accepts or rejects a human label; a rejected item goes back to the queue."""
     with transaction.atomic():
-        human_label = HumanLabel.objects.select_for_update().select_related("item", "task").get(pk=human_label_id)
+        human_label = (
+            HumanLabel.objects.select_for_update(of=("self",)).select_related("item", "task").get(pk=human_label_id)
+        )
         if human_label.review_status != HumanLabel.ReviewStatus.PENDING:
             raise QueueError("done", f"this label was already {human_label.review_status}")
         human_label.review_status = (
