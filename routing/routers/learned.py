@@ -1,0 +1,151 @@
+"""The learned prefix router: a classifier of P(judge wrong | r_1..r_t, x, p̂) trained on prefixes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from scipy import sparse
+from sklearn.decomposition import TruncatedSVD
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import StandardScaler
+
+from routing.routers.base import StepwiseRouter
+from routing.routers.prefix_features import PrefixFeaturizer, item_text
+from routing.steps import parse_steps
+from routing.tracelog import TraceRecord
+
+
+def judge_wrong(records: Sequence[TraceRecord]) -> np.ndarray:
+    """1 where the judge disagrees with the human (a null judge label counts as wrong)."""
+    return np.array([0 if r.judge_correct else 1 for r in records], dtype=int)
+
+
+class LearnedPrefixRouter(StepwiseRouter):
+    """Design ψ = (model, threshold schedule, min_step, Δ) over prefix features.
+
+    ``model="logreg"``: L2-regularised logistic regression on the sparse prefix TF-IDF plus the
+    standardised dense block scaled by ``dense_weight`` (fast: one sparse dot product per
+    decision). ``model="mlp"``: a small
+    MLP on TruncatedSVD components of the TF-IDF plus the dense block. ``train_on="prefixes"``
+    trains on every prefix (each trace weighted 1 in total); ``"full"`` on complete traces only.
+    """
+
+    def __init__(
+        self,
+        model: Literal["logreg", "mlp"] = "logreg",
+        C: float = 4.0,
+        dense_weight: float = 0.25,
+        hidden_layer_sizes: tuple[int, ...] = (64,),
+        n_components: int = 96,
+        train_on: Literal["prefixes", "full"] = "prefixes",
+        threshold: float = 0.5,
+        threshold_slope: float = 0.0,
+        min_step: int = 1,
+        delta: int = 1,
+        max_features: int = 20000,
+        random_state: int = 0,
+    ):
+        self.model = model
+        self.C = C
+        self.dense_weight = dense_weight
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.train_on = train_on
+        self.threshold = threshold
+        self.threshold_slope = threshold_slope
+        self.min_step = min_step
+        self.delta = delta
+        self.max_features = max_features
+        self.random_state = random_state
+
+    @property
+    def reads_prefixes(self) -> bool:  # type: ignore[override]
+        return self.train_on == "prefixes"
+
+    # -- training ---------------------------------------------------------------------------
+
+    def fit(self, records: Sequence[TraceRecord], p_hat: np.ndarray, steps: Sequence[list[str]] | None = None):
+        """Train on the prefixes of labelled traces. ``steps`` may pass pre-parsed steps."""
+        steps = [parse_steps(r.judge_reasoning) for r in records] if steps is None else steps
+        wrong = judge_wrong(records)
+        prefixes, items, ps, ys, weights = [], [], [], [], []
+        for record, item_steps, p, y in zip(records, steps, p_hat, wrong):
+            total = max(1, len(item_steps))
+            ts = range(1, total + 1) if self.train_on == "prefixes" else [total]
+            for t in ts:
+                prefixes.append(list(item_steps[:t]))
+                items.append(record.input)
+                ps.append(float(p))
+                ys.append(y)
+                weights.append(1.0 / len(ts))
+        texts = [" ".join(prefix) for prefix in prefixes]
+        self.featurizer_ = PrefixFeaturizer(max_features=self.max_features).fit(texts, [r.input for r in records])
+        text_x = self.featurizer_.text_matrix(texts)
+        dense = self.featurizer_.dense_matrix(prefixes, texts, items, ps)
+        self.scaler_ = StandardScaler().fit(dense)
+        dense = self._scale(dense)
+        y = np.asarray(ys)
+        w = np.asarray(weights)
+        if self.model == "logreg":
+            self.estimator_ = LogisticRegression(C=self.C, solver="liblinear", max_iter=1000)
+            self.estimator_.fit(sparse.hstack([text_x, sparse.csr_matrix(dense)]).tocsr(), y, sample_weight=w)
+            coef = self.estimator_.coef_.ravel()
+            n_text = text_x.shape[1]
+            self.text_coef_, self.dense_coef_ = coef[:n_text], coef[n_text:]
+            self.intercept_ = float(self.estimator_.intercept_[0])
+        elif self.model == "mlp":
+            n_comp = max(1, min(self.n_components, text_x.shape[1] - 1, text_x.shape[0] - 1))
+            self.svd_ = TruncatedSVD(n_components=n_comp, random_state=self.random_state).fit(text_x)
+            x = np.hstack([self.svd_.transform(text_x) * 4.0, dense])
+            self.estimator_ = MLPClassifier(
+                hidden_layer_sizes=self.hidden_layer_sizes, alpha=1e-2, max_iter=300, early_stopping=True,
+                random_state=self.random_state,
+            )
+            self.estimator_.fit(x, y, sample_weight=w)
+        else:
+            raise ValueError(f"unknown model {self.model!r}")
+        return self
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def _scale(self, dense: np.ndarray) -> np.ndarray:
+        # The cue block is small next to the TF-IDF block; down-weighting it keeps it from dominating.
+        return self.scaler_.transform(dense) * self.dense_weight
+
+    def _scores(self, text_x: sparse.csr_matrix, dense: np.ndarray) -> np.ndarray:
+        dense = self._scale(dense)
+        if self.model == "logreg":
+            logits = text_x @ self.text_coef_ + dense @ self.dense_coef_ + self.intercept_
+            return 1.0 / (1.0 + np.exp(-logits))
+        x = np.hstack([self.svd_.transform(text_x) * 4.0, dense])
+        return self.estimator_.predict_proba(x)[:, 1]
+
+    def score_prefix(self, prefix_steps, item, p_hat, *, judge_label=None) -> float:
+        text = " ".join(prefix_steps)
+        text_x = self.featurizer_.text_matrix([text])
+        blob = item_text(item)
+        dense = np.asarray([self.featurizer_.dense_row(prefix_steps, text, item, float(p_hat), blob)])
+        return float(self._scores(text_x, dense)[0])
+
+    def score_traces(self, steps, items, p_hat, judge_labels) -> list[np.ndarray]:
+        prefixes, owners, positions = [], [], []
+        for i, item_steps in enumerate(steps):
+            for t in self.polled_steps(len(item_steps)):
+                prefixes.append(list(item_steps[:t]))
+                owners.append(i)
+                positions.append(t - 1)
+        out = [np.full(len(s), np.nan) for s in steps]
+        if not prefixes:
+            return out
+        texts = [" ".join(p) for p in prefixes]
+        dense = self.featurizer_.dense_matrix(prefixes, texts, [items[i] for i in owners], [p_hat[i] for i in owners])
+        scores = self._scores(self.featurizer_.text_matrix(texts), dense)
+        for score, i, pos in zip(scores, owners, positions):
+            out[i][pos] = score
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"router": "learned_prefix", "model": self.model, "C": self.C, "train_on": self.train_on, **self.policy()}

@@ -1,0 +1,131 @@
+"""Features of a reasoning prefix r_1..r_t for the learned router.
+
+Text: TF-IDF (word 1–2 grams) of the prefix. Dense: the step index t, lengths, cue rates (hedges,
+self-corrections, contrasts, negations, positive and tie words, verdict words, numbers absent from
+the item = number mismatches) for the whole prefix and for its last step, log-lengths of the item's
+text fields, and logit(p̂) from the disagreement scorer f_θ(g(x)).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+
+def _lexicon(*phrases: str) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in phrases) + r")\b", re.I)
+
+
+CUES: dict[str, re.Pattern[str]] = {
+    "hedge": _lexicon(
+        "maybe", "might", "perhaps", "possibly", "seems", "seem", "appears", "likely", "unclear", "somewhat",
+        "arguably", "probably", "could", "may", "slightly", "partially", "mostly", "relatively", "not sure",
+    ),
+    "self_correction": _lexicon(
+        "wait", "actually", "correction", "mistake", "on second thought", "reconsider", "let me re", "oops",
+        "i mean", "rather", "instead", "revise", "i was wrong", "re-evaluate", "upon closer",
+    ),
+    "contrast": _lexicon(
+        "but", "however", "although", "though", "whereas", "while", "nevertheless", "yet", "on the other hand",
+        "despite", "still",
+    ),
+    "negation": re.compile(
+        r"\b(?:not|no|never|none|neither|nor|cannot|fails?|lacks?|missing|incorrect(?:ly)?|wrong|inaccurate|"
+        r"doesn't|don't|isn't|aren't|didn't)\b|n't\b",
+        re.I,
+    ),
+    "positive": _lexicon(
+        "correct", "correctly", "accurate", "accurately", "good", "precise", "precisely", "follows", "fulfills",
+        "adheres", "directly", "fully", "complete", "relevant", "clear",
+    ),
+    "tie": _lexicon("both", "equally", "tie", "similar", "same", "neither", "either"),
+    "verdict": _lexicon("better", "prefer", "preferred", "superior", "therefore", "overall", "in conclusion", "thus"),
+}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WORD = re.compile(r"\w+")
+
+
+def _cue_rates(text: str) -> list[float]:
+    words = max(1, len(_WORD.findall(text)))
+    return [len(pattern.findall(text)) / words * 10 for pattern in CUES.values()]
+
+
+def number_mismatch(text: str, item_text: str) -> tuple[float, float]:
+    """(numbers in the text, share of them that appear nowhere in the item)."""
+    numbers = _NUMBER.findall(text)
+    if not numbers:
+        return 0.0, 0.0
+    known = set(_NUMBER.findall(item_text))
+    return math.log1p(len(numbers)), sum(n not in known for n in numbers) / len(numbers)
+
+
+def item_text(item: dict[str, Any]) -> str:
+    return "\n".join(v for v in item.values() if isinstance(v, str))
+
+
+class PrefixFeaturizer:
+    """Sparse TF-IDF of the prefix text plus a dense block of cue/position/item features."""
+
+    def __init__(self, max_features: int = 20000, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2):
+        self.max_features = max_features
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+
+    def fit(self, prefix_texts: Sequence[str], items: Sequence[dict[str, Any]]) -> PrefixFeaturizer:
+        self.vectorizer_ = TfidfVectorizer(
+            max_features=self.max_features, ngram_range=self.ngram_range, min_df=self.min_df, sublinear_tf=True,
+            dtype=np.float64,
+        )
+        try:
+            self.vectorizer_.fit(prefix_texts)
+        except ValueError:  # tiny training sets: min_df leaves no term
+            self.vectorizer_.set_params(min_df=1)
+            self.vectorizer_.fit(prefix_texts)
+        fields: dict[str, None] = {}
+        for item in items:
+            for name, value in item.items():
+                if isinstance(value, str):
+                    fields.setdefault(name, None)
+        self.item_fields_ = list(fields)
+        return self
+
+    @property
+    def n_dense_(self) -> int:
+        return 5 + 2 * len(CUES) + 2 + len(self.item_fields_) + 1
+
+    def text_matrix(self, prefix_texts: Sequence[str]) -> sparse.csr_matrix:
+        return self.vectorizer_.transform(prefix_texts)
+
+    def dense_row(
+        self, prefix_steps: Sequence[str], prefix_text: str, item: dict[str, Any], p_hat: float, item_blob: str
+    ) -> list[float]:
+        t = len(prefix_steps)
+        last = prefix_steps[-1] if prefix_steps else ""
+        p = min(max(p_hat, 1e-4), 1 - 1e-4)
+        return [
+            math.log1p(t), 1.0 / (1 + t), math.log1p(len(prefix_text)) / 8, math.log1p(len(last)) / 8,
+            float(t == 1),
+            *_cue_rates(prefix_text), *_cue_rates(last),
+            *number_mismatch(prefix_text, item_blob),
+            *(math.log1p(len(v)) / 8 if isinstance(v := item.get(name), str) else 0.0 for name in self.item_fields_),
+            math.log(p / (1 - p)),
+        ]
+
+    def dense_matrix(
+        self, prefixes: Sequence[Sequence[str]], texts: Sequence[str], items: Sequence[dict[str, Any]],
+        p_hat: Sequence[float],
+    ) -> np.ndarray:
+        blobs: dict[int, str] = {}
+        rows = []
+        for steps, text, item, p in zip(prefixes, texts, items, p_hat):
+            blob = blobs.get(id(item))
+            if blob is None:
+                blob = blobs[id(item)] = item_text(item)
+            rows.append(self.dense_row(steps, text, item, float(p), blob))
+        return np.asarray(rows, dtype=np.float64).reshape(len(rows), self.n_dense_)

@@ -1,0 +1,95 @@
+"""Disagreement scorer f_θ: p̂ = P(judge ≠ human | g(x)), calibrated.
+
+p̂ orders items for budgeted deployment, prioritises the human review queue and is one input of
+the prefix router. The default is a small scikit-learn MLP; logistic regression is the
+alternative. Both are wrapped in cross-validated sigmoid calibration so p̂ reads as a probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from routing.features import ItemFeaturizer
+
+__all__ = ["DisagreementScorer"]
+
+
+class DisagreementScorer:
+    """Calibrated P(judge ≠ human) from pre-routing features.
+
+    ``fit``/``predict_proba`` accept either a feature matrix g(x) (2-D array) or a list of item
+    input dicts; with dicts, ``featurizer`` (an ``ItemFeaturizer``; a default one when None) turns
+    them into g(x). A featurizer that is already fitted is used as is, so several models can share one.
+    """
+
+    def __init__(
+        self,
+        model: Literal["mlp", "logreg"] = "mlp",
+        featurizer: ItemFeaturizer | None = None,
+        hidden_layer_sizes: tuple[int, ...] = (32,),
+        alpha: float = 1e-2,
+        C: float = 0.5,
+        calibration_cv: int = 3,
+        random_state: int = 0,
+    ):
+        self.model = model
+        self.featurizer = featurizer
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.C = C
+        self.calibration_cv = calibration_cv
+        self.random_state = random_state
+
+    def _features(self, X: Any, fit: bool) -> np.ndarray:
+        if isinstance(X, np.ndarray) and X.ndim == 2:
+            return X
+        items = list(X)
+        if fit:
+            featurizer = self.featurizer if self.featurizer is not None else ItemFeaturizer(random_state=self.random_state)
+            if not hasattr(featurizer, "n_features_out_"):
+                featurizer.fit(items)
+            self.featurizer_ = featurizer
+        if getattr(self, "featurizer_", None) is None:
+            raise ValueError("this scorer was fitted on a feature matrix: pass g(x), not item dicts")
+        return self.featurizer_.transform(items)
+
+    def _estimator(self):
+        if self.model == "mlp":
+            base = MLPClassifier(
+                hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha, max_iter=400, early_stopping=True,
+                n_iter_no_change=15, random_state=self.random_state,
+            )
+        elif self.model == "logreg":
+            base = LogisticRegression(C=self.C, max_iter=3000)
+        else:
+            raise ValueError(f"unknown model {self.model!r}")
+        return make_pipeline(StandardScaler(), base)
+
+    def fit(self, X: np.ndarray | Sequence[dict[str, Any]], y: Sequence[int]) -> DisagreementScorer:
+        """``y[i] = 1`` when the judge's label disagrees with the human label (null judge label = 1)."""
+        self.featurizer_ = None
+        features = self._features(X, fit=True)
+        y = np.asarray(y, dtype=int)
+        if len(np.unique(y)) < 2:
+            raise ValueError("need both agreeing and disagreeing examples to fit a disagreement scorer")
+        cv = max(2, min(self.calibration_cv, int(np.bincount(y).min())))
+        self.calibrated_ = CalibratedClassifierCV(self._estimator(), method="sigmoid", cv=cv)
+        self.calibrated_.fit(features, y)
+        self.classes_ = self.calibrated_.classes_
+        return self
+
+    def predict_proba(self, X: np.ndarray | Sequence[dict[str, Any]]) -> np.ndarray:
+        """Shape (n, 2): column 1 is p̂ = P(judge ≠ human)."""
+        return self.calibrated_.predict_proba(self._features(X, fit=False))
+
+    def predict_disagreement(self, X: np.ndarray | Sequence[dict[str, Any]]) -> np.ndarray:
+        """p̂ for each item, shape (n,)."""
+        return self.predict_proba(X)[:, 1]

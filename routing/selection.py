@@ -1,0 +1,117 @@
+"""SELECTROUTER: choose a router design ψ by replaying logged prefixes on D_dev.
+
+For every candidate design (a fitted router with a policy: threshold τ, slope, min_step, Δ, plus
+the deployment options t = 0 escalation and pacing) run budgeted deployment on D_dev and record
+the missed-error loss (share of items the judge gets wrong and nobody escalates), the escalation
+rate and the AI-effort proxy Σ τ_i / T_i / n (share of each trace streamed before the stop).
+Pick the lowest loss among designs with escalation ≤ ρ; ties go to the lower effort. The whole
+table is kept for the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from routing.deployment import DeploymentOutcome, Pacing, TraceReplay, deploy_budgeted
+from routing.routers.base import StepwiseRouter
+
+__all__ = ["Design", "SelectionResult", "candidate_thresholds", "policy_grid", "select_router"]
+
+
+@dataclass
+class Design:
+    """A candidate: a fitted router carrying its policy, plus deployment options."""
+
+    router: StepwiseRouter
+    escalate_at_start_above: float | None = None
+    pacing: Pacing = "none"
+    pacing_slack: float = 0.1
+    name: str = "design"
+
+    def deploy(self, step_scores, replays, p_hat, rho) -> DeploymentOutcome:
+        return deploy_budgeted(
+            self.router, step_scores, replays, p_hat, rho, escalate_at_start_above=self.escalate_at_start_above,
+            pacing=self.pacing, pacing_slack=self.pacing_slack,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, **self.router.policy(), "escalate_at_start_above": self.escalate_at_start_above,
+            "pacing": self.pacing,
+        }
+
+
+@dataclass
+class SelectionResult:
+    best: Design
+    table: list[dict[str, Any]] = field(default_factory=list)
+
+
+def candidate_thresholds(step_scores: Sequence[np.ndarray], n: int = 40) -> list[float]:
+    """Quantiles of the scores a router produced on D_dev (thresholds that change decisions)."""
+    values = np.concatenate([s[~np.isnan(s)] for s in step_scores if len(s)] or [np.zeros(1)])
+    return sorted(set(np.round(np.quantile(values, np.linspace(0.3, 0.995, n)), 6).tolist()))
+
+
+def policy_grid(
+    router: StepwiseRouter, thresholds: Iterable[float], *, slopes: Iterable[float] = (0.0,),
+    min_steps: Iterable[int] = (1,), deltas: Iterable[int] = (1,),
+) -> list[StepwiseRouter]:
+    """The router with every combination of policy parameters (sharing one fitted model)."""
+    return [
+        router.with_policy(threshold=float(tau), threshold_slope=float(slope), min_step=int(m), delta=int(d))
+        for tau in thresholds for slope in slopes for m in min_steps for d in deltas
+    ]
+
+
+def _evaluate(design: Design, step_scores, replays, p_hat, wrong, rho) -> tuple[dict[str, Any], DeploymentOutcome]:
+    outcome = design.deploy(step_scores, replays, p_hat, rho)
+    totals = np.array([max(1, r.total_tokens) for r in replays], dtype=float)
+    row = {
+        **design.describe(),
+        "loss": float(np.mean(wrong & ~outcome.escalated)),
+        "escalation_rate": float(np.mean(outcome.escalated)),
+        "effort": float(np.mean(outcome.tokens / totals)),
+    }
+    return row, outcome
+
+
+def select_router(
+    designs: Sequence[Design],
+    step_scores: dict[int, Sequence[np.ndarray]],
+    replays: Sequence[TraceReplay],
+    p_hat: np.ndarray,
+    wrong: np.ndarray,
+    rho: float,
+) -> SelectionResult:
+    """Replay every design on D_dev and pick argmin loss s.t. escalation ≤ ρ, ties by lower effort.
+
+    ``step_scores`` maps ``id(design.router's model)`` — see ``score_key`` — to the router's scores on
+    D_dev, so designs sharing a fitted model share one scoring pass.
+    """
+    wrong = np.asarray(wrong, dtype=bool)
+    table: list[dict[str, Any]] = []
+    best: tuple[tuple[float, float], Design] | None = None
+    for design in designs:
+        row, _ = _evaluate(design, step_scores[score_key(design.router)], replays, p_hat, wrong, rho)
+        row["feasible"] = row["escalation_rate"] <= rho + 1e-12
+        table.append(row)
+        if row["feasible"]:
+            key = (round(row["loss"], 12), round(row["effort"], 12))
+            if best is None or key < best[0]:
+                best = (key, design)
+    if best is None:
+        raise ValueError("no design meets the escalation budget on D_dev")
+    for row in table:
+        row["selected"] = False
+    table[[d is best[1] for d in designs].index(True)]["selected"] = True
+    return SelectionResult(best=best[1], table=table)
+
+
+def score_key(router: StepwiseRouter) -> int:
+    """Designs that differ only in policy share a fitted model, hence one set of scores."""
+    return id(getattr(router, "estimator_", router))
