@@ -167,16 +167,20 @@ class SceneGenerator:
         if kind == "count":
             k = int(rng.integers(1, 5))
             plan += [target] * k
-            claimed = k if want_true else max(1, k + int(rng.choice([-1, 1]))) if k > 1 else 2
+            if want_true:
+                claimed = k
+            else:  # off by one, never claiming zero
+                claimed = k + 1 if k == 1 else k + int(rng.choice([-1, 1]))
             claim = Claim("count", *target, count=claimed)
         elif kind in ("exists", "absent"):
             present = want_true if kind == "exists" else not want_true
             if present:
                 plan += [target] * int(rng.integers(1, 3))
             # a near miss: the same shape in another colour, or the same colour in another shape
-            near = (str(rng.choice([c for c in COLOUR_NAMES if c != target[0]])), target[1]) if rng.random() < 0.6 else (
-                target[0], str(rng.choice([s for s in SHAPE_NAMES if s != target[1]])))
-            plan.append(near)
+            if rng.random() < 0.6:
+                plan.append((str(rng.choice([c for c in COLOUR_NAMES if c != target[0]])), target[1]))
+            else:
+                plan.append((target[0], str(rng.choice([s for s in SHAPE_NAMES if s != target[1]]))))
             claim = Claim(kind, *target)
         else:
             plan += [target, other]
@@ -186,20 +190,17 @@ class SceneGenerator:
             extra = combos[order[int(rng.integers(2, len(combos)))]]
             if extra not in reserved:
                 plan.append(extra)
-        order_idx = rng.permutation(len(plan))
-        plan = [plan[i] for i in order_idx]
+        plan = [plan[i] for i in rng.permutation(len(plan))]
 
         sizes = [float(rng.uniform(7, 15)) for _ in plan]
-        tiny_at = None
+        # difficulties land on a shape the caption is about when there is one
+        about = [i for i, combo in enumerate(plan) if combo in reserved] or list(range(len(plan)))
         if rng.random() < self.p_tiny:
-            candidates = [i for i, combo in enumerate(plan) if combo in reserved] or list(range(len(plan)))
-            tiny_at = int(rng.choice(candidates))
-            sizes[tiny_at] = float(rng.uniform(1.5, 3.5))
+            sizes[int(rng.choice(about))] = float(rng.uniform(1.5, 3.5))
             tags.append("tiny")
         paints = [PALETTE[c] for c, _ in plan]
         if rng.random() < self.p_close_colour:
-            candidates = [i for i, combo in enumerate(plan) if combo in reserved] or list(range(len(plan)))
-            at = int(rng.choice(candidates))
+            at = int(rng.choice(about))
             colour = plan[at][0]
             t = float(rng.uniform(0.25, 0.6))
             paints[at] = tuple(int(round((1 - t) * a + t * b)) for a, b in zip(PALETTE[colour], PALETTE[NEIGHBOUR[colour]]))

@@ -10,7 +10,7 @@ from routing.judges.errors import (
     JudgeServerError,
     JudgeTimeout,
 )
-from routing.judges.labels import normalize_label, parse_label
+from routing.judges.labels import is_label_line, normalize_label, parse_label
 from routing.judges.openai_judge import RECORD_ID_HEADER, JudgeResult, JudgeStream, OpenAIJudge
 from routing.judges.prompts import KINDS, build_messages, infer_kind
 from routing.judges.tokens import estimate_tokens, split_tokens
@@ -32,6 +32,7 @@ __all__ = [
     "build_messages",
     "estimate_tokens",
     "infer_kind",
+    "is_label_line",
     "normalize_label",
     "parse_label",
     "split_tokens",

@@ -35,6 +35,16 @@ def _match(candidate: str, labels: Sequence[str]) -> str | None:
     return None
 
 
+def is_label_line(text: str) -> bool:
+    """Whether ``text`` (e.g. one parsed step) is only a ``Label: ...`` verdict line, not reasoning.
+
+    The replay server appends such a line to logged reasoning, so a live stream has one more step
+    than the offline trace; the pipeline can skip routing on it.
+    """
+    stripped = text.strip()
+    return bool(stripped) and "\n" not in stripped and _LABEL_LINE.fullmatch(stripped) is not None
+
+
 def parse_label(text: str, labels: Sequence[str]) -> str | None:
     """The label the reply ends with, or None when it has no valid, unambiguous label.
 

@@ -1,6 +1,6 @@
 import pytest
 
-from routing.judges import estimate_tokens, parse_label, split_tokens
+from routing.judges import estimate_tokens, is_label_line, parse_label, split_tokens
 
 YES_NO = ["yes", "no"]
 PAIR = ["output_1", "output_2"]
@@ -63,3 +63,9 @@ def test_a_prefix_cut_at_a_piece_boundary_counts_the_pieces_sent():
     pieces = split_tokens(text)
     for k in range(len(pieces) + 1):
         assert estimate_tokens("".join(pieces[:k])) == k
+
+
+def test_label_lines_are_told_apart_from_reasoning_steps():
+    assert is_label_line("Label: output_1") and is_label_line("  **Label:** yes\n")
+    assert not is_label_line("3. The label of the first output is wrong.")
+    assert not is_label_line("2. So the caption is accurate.\nLabel: yes")
