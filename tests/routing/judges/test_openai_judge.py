@@ -216,3 +216,26 @@ def test_closing_before_reading_sends_nothing(server):
     stream.close()
     assert stream.result.finish_reason == "stopped_early" and stream.result.output_tokens == 0
     assert server.stats()["requests"] == 0
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter():
+    faults = {"a": [Fault("server_error")] * 3}
+    with ReplayServer(RECORDS, tokens_per_second=0, faults=faults) as server:
+        judge = _judge(server, backoff_base=0.1, backoff_max=10)
+        started = time.perf_counter()
+        result = _run(judge, "a")
+        elapsed = time.perf_counter() - started
+    # waits of 0.1, 0.2 and 0.4 s, each scaled by a factor in [0.5, 1]
+    assert result.attempts == 4
+    assert 0.35 <= elapsed < 0.7 + 1.0
+
+
+def test_retry_after_as_an_http_date_is_honoured():
+    from email.utils import formatdate
+
+    from routing.judges.openai_judge import _retry_after_seconds
+
+    assert _retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    assert _retry_after_seconds({"retry-after": "2"}) == 2.0
+    assert 8 <= _retry_after_seconds({"retry-after": formatdate(time.time() + 10, usegmt=True)}) <= 10
+    assert _retry_after_seconds({"retry-after": "soon"}) is None
