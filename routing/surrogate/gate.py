@@ -16,6 +16,7 @@ single all-or-nothing test fails half the time when it passed on val by a hair).
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -201,12 +202,24 @@ class CertifiedSurrogate:
                 "selection_coverage": {o[2]: o[0] for o in options},
                 **cert.as_dict(),
             })
+        self.certificates_ = chosen
         self.family_name_, self.certificate_ = chosen[float(self.target)]
         self.families_ = built
         self.family_ = built[self.family_name_]
         self.drift_ = DriftWatch(self.target, self.delta, self.spot_check_rate)
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def with_target(self, target: float) -> CertifiedSurrogate:
+        """The same fitted gate deployed at another frontier target (certified at fit time; no refit)."""
+        if float(target) not in self.certificates_:
+            raise ValueError(f"target {target} was not certified at fit time; have {sorted(self.certificates_)}")
+        gate = copy.copy(self)
+        gate.target = float(target)
+        gate.family_name_, gate.certificate_ = self.certificates_[float(target)]
+        gate.family_ = self.families_[gate.family_name_]
+        gate.drift_ = DriftWatch(gate.target, self.delta, self.spot_check_rate)
+        return gate
 
     def _outliers(self, X: np.ndarray) -> np.ndarray:
         return self.ood_.is_outlier(X) if self.ood_ is not None else np.zeros(len(X), dtype=bool)
