@@ -51,9 +51,6 @@ class DemoJudge:
         steps.append("So the caption is accurate." if verdict else "So the caption is not accurate.")
         return self._reply(steps, "yes" if verdict else "no")
 
-    def label(self, image: bytes, caption: str) -> str:
-        return self.reason(image, caption).rsplit("Label: ", 1)[1].strip()
-
     @staticmethod
     def _reply(steps: list[str], label: str) -> str:
         return "\n".join(f"{k}. {step}" for k, step in enumerate(steps, start=1)) + f"\nLabel: {label}"

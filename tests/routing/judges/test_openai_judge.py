@@ -239,3 +239,26 @@ def test_retry_after_as_an_http_date_is_honoured():
     assert _retry_after_seconds({"retry-after": "2"}) == 2.0
     assert 8 <= _retry_after_seconds({"retry-after": formatdate(time.time() + 10, usegmt=True)}) <= 10
     assert _retry_after_seconds({"retry-after": "soon"}) is None
+
+
+def test_one_judge_serves_many_threads_at_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ReplayServer(RECORDS, tokens_per_second=400) as server:
+        judge = _judge(server)
+
+        def work(index):
+            record = RECORDS[index % 2]
+            stream = judge.stream(record.input, labels=LABELS, record_id=record.id)
+            for count, _ in enumerate(stream, start=1):
+                if index % 4 == 3 and count == 5:
+                    stream.close()
+            return stream.result
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(work, range(16)))
+        assert server.wait_idle(timeout=5)
+        stats = server.stats()
+    assert [r.finish_reason for r in results].count("stopped_early") == 4
+    assert all(r.label == RECORDS[i % 2].judge_label for i, r in enumerate(results) if i % 4 != 3)
+    assert stats["requests"] == 16 and stats["completed"] == 12 and stats["disconnected"] == 4
