@@ -175,3 +175,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# The live pipeline.
+TRACELAB_JUDGE_TIMEOUT = env.float("TRACELAB_JUDGE_TIMEOUT", default=60.0)
+TRACELAB_JUDGE_MAX_ATTEMPTS = env.int("TRACELAB_JUDGE_MAX_ATTEMPTS", default=4)
+# A routing worker's claim on an item; an item whose worker died returns after this many seconds.
+TRACELAB_ROUTE_LEASE_SECONDS = env.int("TRACELAB_ROUTE_LEASE_SECONDS", default=600)

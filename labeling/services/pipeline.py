@@ -1,0 +1,369 @@
+"""Route one item through the three tiers (the product's main job).
+
+surrogate gate (if a certified one is active) → else stream the judge through the step parser and
+poll the router every Δ steps → on ESCALATE try the ledger: granted → close the stream at once and
+queue a review task with priority p̂; refused → the judge finishes → judge label.
+
+Crash safety: each phase commits on its own, and every finishing write (item transition, judge run,
+run item) happens in one transaction. A worker killed mid-stream leaves the item in ``routing`` and
+its run item leased; when the lease expires another worker re-routes it. A ledger charge made
+before the crash is honoured (the item goes to humans without a second charge).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from labeling.models import (
+    Item, JudgeFailurePolicy, JudgeRun, LedgerEntry, ModelArtifact, Project, RouterDecision, RoutingRun, RunItem, Tier,
+)
+from labeling.services import items as item_services
+from labeling.services.artifacts import artifact_load
+from labeling.services.audit import audit_event_record
+from labeling.services.ledger import ledger_try_spend
+from labeling.services.queue import review_task_create
+from labeling.states import ItemState
+from routing.judges import JudgeError, OpenAIJudge, is_label_line
+from routing.steps import StepParser
+
+logger = logging.getLogger(__name__)
+
+RUN_STATE_CHECK_SECONDS = 0.5
+
+
+class RunInterrupted(Exception):
+    """The run was paused or cancelled between steps: the item goes back to the queue."""
+
+
+@dataclass
+class RunModels:
+    """The models a run routes with, loaded once per process (artifacts are immutable)."""
+
+    scorer: Any = None
+    design: Any = None  # routing.selection.Design: the router with its policy and deployment options
+    surrogate: dict[str, Any] | None = None
+
+
+@dataclass
+class _Stream:
+    steps: list[str] = field(default_factory=list)
+    decisions: list[RouterDecision] = field(default_factory=list)
+    escalation_refused: bool = False
+
+
+# ---------------------------------------------------------------- inputs and clients
+
+
+def item_input(item: Item) -> dict[str, Any]:
+    """The item as the judge and the models see it: fields, with a stored image as its file path."""
+    fields = dict(item.fields)
+    if item.image:
+        fields["image"] = item.image.path
+    return fields
+
+
+@lru_cache(maxsize=32)
+def _judge_client(base_url: str, model: str) -> OpenAIJudge:
+    return OpenAIJudge(model=model or None, base_url=base_url or None,
+                       timeout=settings.TRACELAB_JUDGE_TIMEOUT, max_attempts=settings.TRACELAB_JUDGE_MAX_ATTEMPTS)
+
+
+def judge_for(project: Project) -> OpenAIJudge:
+    """The project's judge; its key comes only from the environment (OPENAI_API_KEY)."""
+    return _judge_client(project.judge_base_url or settings.TRACELAB_JUDGE_BASE_URL,
+                         project.judge_model or settings.TRACELAB_JUDGE_MODEL)
+
+
+def run_models(run: RoutingRun) -> RunModels:
+    return RunModels(
+        scorer=artifact_load(run.scorer) if run.scorer_id else None,
+        design=artifact_load(run.router) if run.router_id else None,
+        surrogate=artifact_load(run.surrogate) if run.surrogate_id else None,
+    )
+
+
+# ---------------------------------------------------------------- routing one item
+
+
+def run_item_route(*, run_item_id: int) -> str:
+    """Route one claimed run item to a terminal outcome. Returns the outcome's name."""
+    run_item = RunItem.objects.select_related("run", "run__project", "item").get(pk=run_item_id)
+    run, item = run_item.run, run_item.item
+    if item.state in (ItemState.AUTO_LABELED, ItemState.HUMAN_LABELED, ItemState.AWAITING_REVIEW, ItemState.FAILED):
+        _run_item_done(run_item)  # finished before a crash; only the run item was left behind
+        return "already_done"
+    if item.state != ItemState.ROUTING:
+        item_services.item_start_routing(item_id=item.pk, data={"run": run.pk, "attempt": run_item.attempts})
+    else:
+        _abandon_stale_judge_runs(item)
+    models = run_models(run)
+    project = run.project
+    try:
+        if run.kind == RoutingRun.Kind.SEED:
+            return _route_seed(run, run_item, item, project)
+        if _already_charged(run, item):
+            return _escalate(run, run_item, item, reason="escalation granted before a worker restart")
+        spot_check_label = None
+        if models.surrogate is not None:
+            outcome, spot_check_label = _try_surrogate(run, run_item, item, models.surrogate)
+            if outcome:
+                return outcome
+        return _route_with_judge(run, run_item, item, project, models, spot_check_label)
+    except RunInterrupted:
+        _give_back(run_item, item, reason=f"run {run.state}")
+        return "interrupted"
+
+
+def _already_charged(run: RoutingRun, item: Item) -> bool:
+    return run.budget_id is not None and LedgerEntry.objects.filter(budget_id=run.budget_id, item=item).exists()
+
+
+def _abandon_stale_judge_runs(item: Item) -> None:
+    JudgeRun.objects.filter(item=item, status=JudgeRun.Status.STREAMING).update(
+        status=JudgeRun.Status.FAILED, error="abandoned: the worker streaming it was lost", finished_at=timezone.now()
+    )
+
+
+def _try_surrogate(run, run_item, item, surrogate: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(outcome, None) when the surrogate labelled the item; (None, label) for a spot check the judge
+    must confirm; (None, None) when the gate does not accept the item."""
+    gate, featurizer = surrogate["gate"], surrogate["featurizer"]
+    artifact = ModelArtifact.objects.get(pk=run.surrogate_id)  # fresh: another worker may have suspended it
+    if not gate.certified or (artifact.metrics.get("drift") or {}).get("suspended"):
+        return None, None
+    accepted, labels, scores = gate.decide(featurizer.transform([item_input(item)]))
+    if not bool(accepted[0]):
+        return None, None
+    label = str(labels[0])
+    rate = float(run.options.get("spot_check_rate", surrogate.get("spot_check_rate", 0.02)))
+    if np.random.default_rng([item.pk, run.pk]).random() < rate:
+        return None, label
+    with transaction.atomic():
+        item_services.item_label_automatically(item_id=item.pk, label=label, tier=Tier.SURROGATE,
+                                               data={"run": run.pk, "acceptor_score": float(scores[0]),
+                                                     "surrogate_version": artifact.version})
+        _run_item_done(run_item)
+    return "surrogate", None
+
+
+def _route_seed(run, run_item, item, project) -> str:
+    """Seed runs: the judge completes, then humans label the item (the labelled set for training)."""
+    judge_run, result, stream = _stream_judge(run, item, project, router=None, p_hat=run_item.priority,
+                                              run_item=run_item)
+    if result is None:
+        return "failed"
+    _save_judge_result(judge_run, result, steps=stream.steps)
+    if not ledger_try_spend(budget_id=run.budget_id, item=item, reason="seed run"):
+        with transaction.atomic():  # the seed budget is its own size; refused only if an admin cut it
+            item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE,
+                                                   data={"run": run.pk, "judge_run": judge_run.pk})
+            _run_item_done(run_item)
+        return "judge"
+    return _escalate(run, run_item, item, reason="seed run: judged to completion, then human-labelled")
+
+
+def _route_with_judge(run, run_item, item, project, models: RunModels, spot_check_label: str | None) -> str:
+    p_hat = run_item.priority
+    router = models.design.router
+    start_above = models.design.escalate_at_start_above
+    if start_above is not None and p_hat >= start_above and _budget_open(run):
+        outcome = _escalate_before_judge(run, run_item, item, project, p_hat)
+        if outcome:
+            return outcome
+    judge_run, result, stream = _stream_judge(run, item, project, router=router, p_hat=p_hat, run_item=run_item)
+    if result is None:
+        return "failed"
+    if result == "escalated":
+        return _escalate(run, run_item, item, reason=_reason(stream.decisions[-1], router))
+    _save_judge_result(judge_run, result, steps=stream.steps)
+    if spot_check_label is not None:
+        _record_spot_check(run, item, spot_check_label, result.label)
+    with transaction.atomic():
+        item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE,
+                                               data={"run": run.pk, "judge_run": judge_run.pk})
+        _run_item_done(run_item)
+    return "judge"
+
+
+def _escalate_before_judge(run, run_item, item, project, p_hat: float) -> str | None:
+    """t = 0: p̂ alone justifies a human; the judge is never called (its tokens are all saved)."""
+    if not ledger_try_spend(budget_id=run.budget_id, item=item, reason="p̂ before the judge started"):
+        return None
+    judge_run = JudgeRun.objects.create(
+        item=item, run=run, model=judge_for(project).resolved_model, prompt_version=project.judge_prompt_version,
+        status=JudgeRun.Status.STOPPED_EARLY, stopped_at_step=0, stop_reason="escalated_before_judge",
+        output_tokens=0, finished_at=timezone.now(),
+    )
+    RouterDecision.objects.create(judge_run=judge_run, step=0, score=float(p_hat), action="escalate", granted=True)
+    return _escalate(run, run_item, item, reason=f"escalated before the judge started (p̂={p_hat:.2f})")
+
+
+def _stream_judge(run, item, project, *, router, p_hat: float, run_item: RunItem | None = None):
+    """Stream the judge, polling ``router`` every Δ steps. Returns (judge_run, result | "escalated" | None, stream)."""
+    judge = judge_for(project)
+    judge_run = JudgeRun.objects.create(item=item, run=run, model=judge.resolved_model,
+                                        prompt_version=project.judge_prompt_version)
+    parser = StepParser()
+    stream_state = _Stream()
+    budget_open = router is not None and _budget_open(run)
+    inputs = item_input(item)
+    last_check = time.monotonic()
+    try:
+        with judge.stream(inputs, labels=project.labels, kind=project.item_kind, instructions=project.question,
+                          record_id=item.external_id) as stream:
+            for chunk in stream:
+                for step in parser.feed(chunk):
+                    if is_label_line(step):
+                        continue  # the verdict line is not reasoning: offline traces never contain it
+                    stream_state.steps.append(step)
+                    t = len(stream_state.steps)
+                    if time.monotonic() - last_check > RUN_STATE_CHECK_SECONDS:
+                        last_check = time.monotonic()
+                        _check_running(run, run_item)
+                    if not budget_open or not router.should_poll(t):
+                        continue
+                    decision = _poll(router, judge_run, stream_state, inputs, p_hat, final=False)
+                    if decision.action == "escalate":
+                        if ledger_try_spend(budget_id=run.budget_id, item=item, reason=f"router at step {t}"):
+                            decision.granted = True
+                            decision.save(update_fields=["granted"])
+                            stream.close()  # stops the generation: the tokens after step t are never produced
+                            _save_judge_result(judge_run, stream.result, steps=stream_state.steps, stopped_at=t,
+                                               stop_reason="router_escalated")
+                            return judge_run, "escalated", stream_state
+                        decision.granted = False
+                        decision.save(update_fields=["granted"])
+                        budget_open = False  # the budget is spent: the judge completes, no more router calls
+            stream_state.steps.extend(step for step in parser.close() if not is_label_line(step))
+            result = stream.result
+    except JudgeError as exc:
+        _judge_failed(run, run_item, item, project, judge_run, exc, stream_state)
+        return judge_run, None, stream_state
+    if budget_open and router is not None and router.should_poll(len(stream_state.steps), final=True) \
+            and (not stream_state.decisions or stream_state.decisions[-1].step != len(stream_state.steps)):
+        decision = _poll(router, judge_run, stream_state, inputs, p_hat, final=True, judge_label=result.label)
+        if decision.action == "escalate":
+            granted = ledger_try_spend(budget_id=run.budget_id, item=item, reason="router at completion")
+            decision.granted = granted
+            decision.save(update_fields=["granted"])
+            if granted:
+                _save_judge_result(judge_run, result, steps=stream_state.steps, stop_reason="router_escalated_at_end")
+                return judge_run, "escalated", stream_state
+    return judge_run, result, stream_state
+
+
+def _poll(router, judge_run, state: _Stream, inputs, p_hat, *, final: bool, judge_label=None) -> RouterDecision:
+    decision = router.decide(state.steps, inputs, float(p_hat), final=final, judge_label=judge_label)
+    row = RouterDecision.objects.create(judge_run=judge_run, step=len(state.steps), score=float(decision.score),
+                                        action=decision.action)
+    state.decisions.append(row)
+    return row
+
+
+def _reason(decision: RouterDecision, router) -> str:
+    return (f"router escalated at step {decision.step} (score {decision.score:.2f} ≥ "
+            f"threshold {router.threshold_at(max(decision.step, 1)):.2f})")
+
+
+def _budget_open(run: RoutingRun) -> bool:
+    if run.budget_id is None:
+        return False
+    budget = run.budget
+    budget.refresh_from_db(fields=["spent", "cap"])
+    return budget.spent < budget.cap
+
+
+def _check_running(run: RoutingRun, run_item: RunItem | None) -> None:
+    state = RoutingRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()
+    if state != RoutingRun.State.RUNNING:
+        run.state = state
+        raise RunInterrupted
+    if run_item is not None and run_item.lease_expires_at is not None:
+        lease = settings.TRACELAB_ROUTE_LEASE_SECONDS
+        if (run_item.lease_expires_at - timezone.now()).total_seconds() < lease / 2:
+            run_item.lease_expires_at = timezone.now() + timedelta(seconds=lease)
+            RunItem.objects.filter(pk=run_item.pk).update(lease_expires_at=run_item.lease_expires_at)
+
+
+def _save_judge_result(judge_run: JudgeRun, result, *, steps: list[str], stopped_at: int | None = None,
+                       stop_reason: str = "completed") -> None:
+    judge_run.status = JudgeRun.Status.STOPPED_EARLY if stopped_at else JudgeRun.Status.COMPLETED
+    judge_run.raw_reasoning = result.text
+    judge_run.steps = steps
+    judge_run.label = result.label
+    judge_run.input_tokens = result.input_tokens
+    judge_run.output_tokens = result.output_tokens
+    judge_run.output_tokens_estimated = result.output_tokens_source == "estimated"
+    judge_run.latency_ms = int(result.latency_s * 1000)
+    judge_run.stopped_at_step = stopped_at if stopped_at else len(steps)
+    judge_run.stop_reason = stop_reason
+    judge_run.finished_at = timezone.now()
+    judge_run.extra = {**judge_run.extra, "attempts": result.attempts, "first_token_s": result.first_token_s}
+    judge_run.save()
+
+
+def _judge_failed(run, run_item, item, project, judge_run: JudgeRun, exc: JudgeError, state: _Stream) -> None:
+    reason = f"judge failed: {type(exc).__name__}: {exc}"
+    judge_run.status = JudgeRun.Status.FAILED
+    judge_run.error = reason
+    judge_run.steps = state.steps
+    judge_run.raw_reasoning = getattr(exc, "text", "") or ""
+    judge_run.finished_at = timezone.now()
+    judge_run.save()
+    if project.judge_failure_policy == JudgeFailurePolicy.HUMAN and run.budget_id \
+            and ledger_try_spend(budget_id=run.budget_id, item=item, reason="judge failure"):
+        _escalate(run, run_item, item, reason=reason + "; sent to humans by the project's policy")
+        return
+    with transaction.atomic():
+        item_services.item_fail(item_id=item.pk, reason=reason)
+        _run_item_done(run_item, failed=True)
+
+
+def _escalate(run, run_item, item, *, reason: str) -> str:
+    with transaction.atomic():
+        review_task_create(item=item, priority=run_item.priority, reason=reason, run=run)
+        _run_item_done(run_item)
+    return "human"
+
+
+def _record_spot_check(run, item, surrogate_label: str, judge_label: str) -> None:
+    from routing.surrogate.drift import DriftWatch
+
+    with transaction.atomic():
+        artifact = ModelArtifact.objects.select_for_update().get(pk=run.surrogate_id)
+        drift = dict(artifact.metrics.get("drift") or {})
+        gate = artifact_load(artifact)["gate"]
+        watch = DriftWatch(target=gate.target, delta=gate.delta)
+        watch.update_many([d == 0 for d in drift.get("disagreements", [])])
+        watch.update(surrogate_label == judge_label)
+        drift.update({"disagreements": [int(d) for d in watch.disagreements], "suspended": bool(watch.suspended),
+                      "ta_upper_bound": float(watch.ta_upper_bound)})
+        artifact.metrics = {**artifact.metrics, "drift": drift}
+        artifact.save(update_fields=["metrics"])
+        audit_event_record(project=run.project_id, item=item, verb="surrogate_spot_check",
+                           data={"agreed": surrogate_label == judge_label, "suspended": watch.suspended})
+
+
+def _run_item_done(run_item: RunItem, *, failed: bool = False) -> None:
+    RunItem.objects.filter(pk=run_item.pk).update(
+        state=RunItem.State.FAILED if failed else RunItem.State.DONE, finished_at=timezone.now(), lease_expires_at=None
+    )
+
+
+def _give_back(run_item: RunItem, item: Item, *, reason: str) -> None:
+    JudgeRun.objects.filter(item=item, status=JudgeRun.Status.STREAMING).update(
+        status=JudgeRun.Status.FAILED, error=f"interrupted: {reason}", finished_at=timezone.now()
+    )
+    with transaction.atomic():
+        item_services.item_release(item_id=item.pk, reason=reason)
+        RunItem.objects.filter(pk=run_item.pk).update(state=RunItem.State.QUEUED, lease_expires_at=None)

@@ -1,0 +1,202 @@
+"""Routing runs over a batch: create (p̂ for every item, the run's budget), claim in descending p̂
+with SKIP LOCKED, pause / resume / cancel, finish."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from labeling.models import Batch, Item, ModelArtifact, Project, RoutingRun, RunItem
+from labeling.services.artifacts import artifact_active, artifact_load
+from labeling.services.audit import audit_event_record
+from labeling.services.ledger import budget_cap_for, budget_create
+from labeling.states import ItemState
+
+SCORE_CHUNK = 2000
+
+
+class RunError(ValueError):
+    pass
+
+
+def routing_run_create(
+    *,
+    project: Project,
+    batch: Batch | None = None,
+    items: list[int] | None = None,
+    kind: str = RoutingRun.Kind.ROUTE,
+    rate: float | None = None,
+    cap: int | None = None,
+    options: dict[str, Any] | None = None,
+    actor=None,
+    start: bool = True,
+) -> RoutingRun:
+    """Create a run over the batch's (or the given) pending items, score them, size its budget, and start it.
+
+    Route runs need an active scorer and router (train first); seed runs judge their items to
+    completion and send all of them to humans (budget = their number).
+    """
+    scope = Item.objects.filter(project=project, state__in=[ItemState.PENDING])
+    if batch is not None:
+        scope = scope.filter(batch=batch)
+    if items is not None:
+        scope = scope.filter(pk__in=items)
+    item_ids = list(scope.order_by("id").values_list("id", flat=True))
+    if not item_ids:
+        raise RunError("there are no pending items to route")
+    scorer = router = surrogate = None
+    if kind == RoutingRun.Kind.ROUTE:
+        scorer = artifact_active(project=project, kind=ModelArtifact.Kind.SCORER)
+        router = artifact_active(project=project, kind=ModelArtifact.Kind.ROUTER)
+        surrogate = artifact_active(project=project, kind=ModelArtifact.Kind.SURROGATE)
+        if scorer is None or router is None:
+            raise RunError("this project has no active disagreement scorer and router: run a seed run and train first")
+        if rate is None and cap is None:
+            rate, cap = (None, project.default_budget_cap) if project.default_budget_cap is not None else (
+                project.default_budget_rate, None)
+        budget_cap = budget_cap_for(items=len(item_ids), rate=rate, cap=cap)
+    else:
+        budget_cap = len(item_ids)
+    priorities = _priorities(item_ids, scorer)
+    with transaction.atomic():
+        budget = budget_create(project=project, name=f"{kind} run over {len(item_ids)} items", cap=budget_cap,
+                               actor=actor)
+        run = RoutingRun.objects.create(
+            project=project, batch=batch, kind=kind, budget=budget, budget_rate=rate, scorer=scorer, router=router,
+            surrogate=surrogate, options=options or {}, created_by=actor,
+        )
+        RunItem.objects.bulk_create(
+            [RunItem(run=run, item_id=item_id, priority=p) for item_id, p in zip(item_ids, priorities)],
+            batch_size=SCORE_CHUNK,
+        )
+        if scorer is not None:
+            _store_scores(item_ids, priorities)
+        audit_event_record(project=project, actor=actor, verb="run_created",
+                           data={"run": run.pk, "kind": kind, "items": len(item_ids), "budget_cap": budget_cap})
+    if start:
+        run_start(run=run, actor=actor)
+    return run
+
+
+def _priorities(item_ids: list[int], scorer_artifact: ModelArtifact | None) -> np.ndarray:
+    if scorer_artifact is None:
+        # Seed runs have no model yet: a seeded random order (the seed set is a random sample anyway).
+        return np.random.default_rng(len(item_ids)).random(len(item_ids))
+    from labeling.services.pipeline import item_input
+
+    scorer = artifact_load(scorer_artifact)
+    out = np.empty(len(item_ids))
+    for start in range(0, len(item_ids), SCORE_CHUNK):
+        chunk = item_ids[start:start + SCORE_CHUNK]
+        items = {i.pk: i for i in Item.objects.filter(pk__in=chunk)}
+        out[start:start + len(chunk)] = scorer.predict_disagreement([item_input(items[i]) for i in chunk])
+    return out
+
+
+def _store_scores(item_ids: list[int], priorities: np.ndarray) -> None:
+    rows = [Item(pk=item_id, disagreement_score=float(p)) for item_id, p in zip(item_ids, priorities)]
+    Item.objects.bulk_update(rows, ["disagreement_score"], batch_size=SCORE_CHUNK)
+
+
+def run_start(*, run: RoutingRun, actor=None, workers: int | None = None) -> RoutingRun:
+    """Mark the run running and enqueue one routing task per remaining item (after commit)."""
+    with transaction.atomic():
+        run = RoutingRun.objects.select_for_update().get(pk=run.pk)
+        if run.state not in (RoutingRun.State.PENDING, RoutingRun.State.PAUSED):
+            raise RunError(f"a {run.state} run cannot be started")
+        run.state = RoutingRun.State.RUNNING
+        run.started_at = run.started_at or timezone.now()
+        run.save(update_fields=["state", "started_at"])
+        audit_event_record(project=run.project_id, actor=actor, verb="run_started", data={"run": run.pk})
+        remaining = RunItem.objects.filter(run=run).exclude(state__in=[RunItem.State.DONE, RunItem.State.FAILED]).count()
+        transaction.on_commit(lambda: _enqueue(run.pk, remaining))
+    return run
+
+
+def _enqueue(run_id: int, count: int) -> None:
+    from labeling.tasks import run_route_next_task
+
+    for _ in range(count):
+        run_route_next_task.delay(run_id)
+
+
+def run_pause(*, run: RoutingRun, actor=None) -> RoutingRun:
+    """Workers stop between steps and give their items back; queued tasks find the run paused and exit."""
+    return _set_state(run, RoutingRun.State.PAUSED, {RoutingRun.State.RUNNING}, actor)
+
+
+def run_resume(*, run: RoutingRun, actor=None) -> RoutingRun:
+    return run_start(run=run, actor=actor)
+
+
+def run_cancel(*, run: RoutingRun, actor=None) -> RoutingRun:
+    return _set_state(run, RoutingRun.State.CANCELLED,
+                      {RoutingRun.State.RUNNING, RoutingRun.State.PAUSED, RoutingRun.State.PENDING}, actor)
+
+
+def _set_state(run: RoutingRun, state: str, allowed: set[str], actor) -> RoutingRun:
+    with transaction.atomic():
+        run = RoutingRun.objects.select_for_update().get(pk=run.pk)
+        if run.state not in allowed:
+            raise RunError(f"a {run.state} run cannot become {state}")
+        run.state = state
+        if state == RoutingRun.State.CANCELLED:
+            run.finished_at = timezone.now()
+        run.save(update_fields=["state", "finished_at"])
+        audit_event_record(project=run.project_id, actor=actor, verb=f"run_{state}", data={"run": run.pk})
+    return run
+
+
+def run_claim_next(*, run_id: int) -> RunItem | None:
+    """Lease the queued run item with the highest p̂ (or one whose lease expired). None when none is left."""
+    now = timezone.now()
+    with transaction.atomic():
+        run_item = (
+            RunItem.objects.filter(run_id=run_id)
+            .filter(Q(state=RunItem.State.QUEUED) | Q(state=RunItem.State.CLAIMED, lease_expires_at__lt=now))
+            .order_by("-priority", "id")
+            .select_for_update(skip_locked=True)
+            .first()
+        )
+        if run_item is None:
+            return None
+        run_item.state = RunItem.State.CLAIMED
+        run_item.attempts += 1
+        run_item.lease_expires_at = now + timedelta(seconds=settings.TRACELAB_ROUTE_LEASE_SECONDS)
+        run_item.save(update_fields=["state", "attempts", "lease_expires_at"])
+    return run_item
+
+
+def run_route_next(*, run_id: int) -> str | None:
+    """One worker step: claim the best remaining item of a running run and route it."""
+    from labeling.services.pipeline import run_item_route
+
+    if not RoutingRun.objects.filter(pk=run_id, state=RoutingRun.State.RUNNING).exists():
+        return None
+    run_item = run_claim_next(run_id=run_id)
+    if run_item is None:
+        run_finish_if_done(run_id=run_id)
+        return None
+    outcome = run_item_route(run_item_id=run_item.pk)
+    run_finish_if_done(run_id=run_id)
+    return outcome
+
+
+def run_finish_if_done(*, run_id: int) -> bool:
+    with transaction.atomic():
+        run = RoutingRun.objects.select_for_update().get(pk=run_id)
+        if run.state != RoutingRun.State.RUNNING:
+            return False
+        if RunItem.objects.filter(run=run).exclude(state__in=[RunItem.State.DONE, RunItem.State.FAILED]).exists():
+            return False
+        run.state = RoutingRun.State.COMPLETED
+        run.finished_at = timezone.now()
+        run.save(update_fields=["state", "finished_at"])
+        audit_event_record(project=run.project_id, verb="run_completed", data={"run": run.pk})
+    return True
