@@ -52,3 +52,35 @@ def project_counts(*, project: Project) -> dict[str, dict[str, int]]:
 
 def budget_list(*, project: Project) -> QuerySet[Budget]:
     return Budget.objects.filter(project=project).order_by("id")
+
+
+def run_progress(*, run) -> dict:
+    """A run's progress and accounting, from aggregate queries (no per-item loading)."""
+    from django.db.models import Sum
+
+    from labeling.models import JudgeRun, RouterDecision, RunItem
+
+    states = dict(RunItem.objects.filter(run=run).values_list("state").annotate(n=Count("id")).order_by())
+    total = sum(states.values())
+    finished = states.get(RunItem.State.DONE, 0) + states.get(RunItem.State.FAILED, 0)
+    tiers = dict(
+        Item.objects.filter(run_items__run=run, final_source__isnull=False)
+        .values_list("final_source").annotate(n=Count("id")).order_by()
+    )
+    escalated = ReviewTask.objects.filter(run=run).values("item").distinct().count()
+    tokens = JudgeRun.objects.filter(run=run).aggregate(
+        output=Sum("output_tokens"), input=Sum("input_tokens"), latency_ms=Sum("latency_ms"),
+        stopped=Count("id", filter=Q(status=JudgeRun.Status.STOPPED_EARLY)),
+    )
+    budget = run.budget
+    return {
+        "id": run.pk, "kind": run.kind, "state": run.state, "items": total, "finished": finished,
+        "progress": (finished / total) if total else 1.0, "run_items": states,
+        "by_tier": {"surrogate": tiers.get("surrogate", 0), "judge": tiers.get("judge", 0), "human": escalated},
+        "budget": None if budget is None else {"cap": budget.cap, "spent": budget.spent, "remaining": budget.remaining},
+        "judge_output_tokens": tokens["output"] or 0, "judge_input_tokens": tokens["input"] or 0,
+        "judge_latency_ms": tokens["latency_ms"] or 0, "stopped_early": tokens["stopped"],
+        "router_calls": RouterDecision.objects.filter(judge_run__run=run, step__gt=0).count(),
+        "failed": states.get(RunItem.State.FAILED, 0),
+        "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
+    }

@@ -173,3 +173,48 @@ class SubmitSerializer(serializers.Serializer):
 class ReviewVerdictSerializer(serializers.Serializer):
     accept = serializers.BooleanField()
 
+
+
+class RunCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["route", "seed"], default="route")
+    batch = serializers.IntegerField(required=False, help_text="Batch id (default: every pending item)")
+    rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, help_text="Budget ρ")
+    cap = serializers.IntegerField(min_value=0, required=False, help_text="Absolute budget cap")
+    seed_size = serializers.IntegerField(min_value=1, required=False,
+                                         help_text="Seed runs: how many random pending items to send")
+
+    def validate(self, data):
+        if "rate" in data and "cap" in data:
+            raise serializers.ValidationError("give a budget rate or a cap, not both")
+        return data
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    state = serializers.CharField()
+    items = serializers.IntegerField()
+    finished = serializers.IntegerField()
+    progress = serializers.FloatField()
+    by_tier = serializers.DictField(child=serializers.IntegerField())
+    budget = serializers.DictField(allow_null=True)
+    judge_output_tokens = serializers.IntegerField()
+    judge_input_tokens = serializers.IntegerField()
+    stopped_early = serializers.IntegerField()
+    router_calls = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ArtifactSerializer(serializers.ModelSerializer):
+    class Meta:
+        from labeling.models import ModelArtifact
+
+        model = ModelArtifact
+        fields = ["id", "kind", "version", "is_active", "metrics", "created_at"]
+
+
+class RollbackSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["scorer", "router", "surrogate"])

@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 from labeling import selectors
 from labeling.api import serializers as s
 from labeling.api.access import project_for
-from labeling.models import Budget, HumanLabel, Item, Membership, Role
+from labeling.models import Budget, HumanLabel, Item, Membership, ModelArtifact, Role, RoutingRun
 from labeling.roles import has_role
-from labeling.services import exports, imports, ledger, projects, queue
+from labeling.services import artifacts, exports, imports, ledger, projects, queue, runs
 
 
 class ProjectListCreate(generics.ListCreateAPIView):
@@ -280,3 +280,98 @@ class HumanLabelReview(APIView):
         return Response(s.HumanLabelSerializer(reviewed).data)
 
 
+
+
+class RunListCreate(APIView):
+    @extend_schema(responses=s.RunSerializer(many=True))
+    def get(self, request, pk: int):
+        project = project_for(request, pk, Role.REVIEWER)
+        runs = project.runs.select_related("budget").order_by("-id")[:100]
+        return Response([selectors.run_progress(run=run) for run in runs])
+
+    @extend_schema(request=s.RunCreateSerializer, responses={202: s.RunSerializer})
+    def post(self, request, pk: int):
+        """Start a routing run (or a seed run) over a batch's pending items."""
+        project = project_for(request, pk, Role.ADMIN)
+        serializer = s.RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        batch = None
+        if "batch" in data:
+            batch = project.batches.filter(pk=data["batch"]).first()
+            if batch is None:
+                raise ValidationError({"batch": "no such batch in this project"})
+        try:
+            run = runs.routing_run_create(project=project, batch=batch, kind=data["kind"], rate=data.get("rate"),
+                                          cap=data.get("cap"), seed_size=data.get("seed_size"), actor=request.user)
+        except (runs.RunError, ledger.BudgetError) as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response(selectors.run_progress(run=run), status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetail(APIView):
+    def _run(self, request, pk: int, minimum: str):
+        run = get_object_or_404(RoutingRun.objects.select_related("budget"), pk=pk)
+        project_for(request, run.project_id, minimum)
+        return run
+
+    @extend_schema(responses=s.RunSerializer)
+    def get(self, request, pk: int):
+        return Response(selectors.run_progress(run=self._run(request, pk, Role.REVIEWER)))
+
+
+class RunAction(RunDetail):
+    action = ""
+
+    @extend_schema(request=None, responses=s.RunSerializer)
+    def post(self, request, pk: int):
+        run = self._run(request, pk, Role.ADMIN)
+        service = {"pause": runs.run_pause, "resume": runs.run_resume, "cancel": runs.run_cancel}[self.action]
+        try:
+            run = service(run=run, actor=request.user)
+        except runs.RunError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return Response(selectors.run_progress(run=run))
+
+
+class Train(APIView):
+    @extend_schema(request=None, responses={202: OpenApiResponse(description="Training queued")})
+    def post(self, request, pk: int):
+        """Fit f_θ, select the router and certify the surrogate on the labelled history (a worker task)."""
+        from django.db import transaction
+
+        from labeling.tasks import models_train_task
+
+        project = project_for(request, pk, Role.ADMIN)
+        transaction.on_commit(lambda: models_train_task.delay(project.pk, request.user.pk))
+        return Response({"detail": "training queued"}, status=status.HTTP_202_ACCEPTED)
+
+
+class ArtifactList(generics.ListAPIView):
+    serializer_class = s.ArtifactSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        project = project_for(self.request, self.kwargs["pk"], Role.REVIEWER)
+        return ModelArtifact.objects.filter(project=project).order_by("kind", "-version")
+
+
+class ArtifactActivate(APIView):
+    @extend_schema(request=None, responses=s.ArtifactSerializer)
+    def post(self, request, pk: int):
+        artifact = get_object_or_404(ModelArtifact, pk=pk)
+        project_for(request, artifact.project_id, Role.ADMIN)
+        return Response(s.ArtifactSerializer(artifacts.artifact_activate(artifact=artifact, actor=request.user)).data)
+
+
+class ArtifactRollback(APIView):
+    @extend_schema(request=s.RollbackSerializer, responses=s.ArtifactSerializer)
+    def post(self, request, pk: int):
+        project = project_for(request, pk, Role.ADMIN)
+        serializer = s.RollbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        artifact = artifacts.artifact_rollback(project=project, kind=serializer.validated_data["kind"],
+                                               actor=request.user)
+        if artifact is None:
+            raise ValidationError({"kind": "there is no earlier version to roll back to"})
+        return Response(s.ArtifactSerializer(artifact).data)

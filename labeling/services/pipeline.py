@@ -39,6 +39,9 @@ from routing.steps import StepParser
 logger = logging.getLogger(__name__)
 
 RUN_STATE_CHECK_SECONDS = 0.5
+# The app's item kinds → the judge's prompt templates.
+JUDGE_PROMPT_KIND = {"image_caption": "image_caption", "text": "text_classification", "pairwise": "pairwise",
+                     "generic": "generic"}
 
 
 class RunInterrupted(Exception):
@@ -219,7 +222,8 @@ def _stream_judge(run, item, project, *, router, p_hat: float, run_item: RunItem
     inputs = item_input(item)
     last_check = time.monotonic()
     try:
-        with judge.stream(inputs, labels=project.labels, kind=project.item_kind, instructions=project.question,
+        with judge.stream(inputs, labels=project.labels, kind=JUDGE_PROMPT_KIND[project.item_kind],
+                          instructions=project.question,
                           record_id=item.external_id) as stream:
             for chunk in stream:
                 for step in parser.feed(chunk):

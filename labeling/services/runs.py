@@ -34,6 +34,7 @@ def routing_run_create(
     rate: float | None = None,
     cap: int | None = None,
     options: dict[str, Any] | None = None,
+    seed_size: int | None = None,
     actor=None,
     start: bool = True,
 ) -> RoutingRun:
@@ -50,6 +51,11 @@ def routing_run_create(
     item_ids = list(scope.order_by("id").values_list("id", flat=True))
     if not item_ids:
         raise RunError("there are no pending items to route")
+    if seed_size is not None:
+        if kind != RoutingRun.Kind.SEED:
+            raise RunError("seed_size applies to seed runs only")
+        picked = np.random.default_rng(len(item_ids)).permutation(len(item_ids))[:seed_size]
+        item_ids = sorted(item_ids[i] for i in picked)
     scorer = router = surrogate = None
     if kind == RoutingRun.Kind.ROUTE:
         scorer = artifact_active(project=project, kind=ModelArtifact.Kind.SCORER)
