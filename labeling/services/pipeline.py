@@ -48,6 +48,10 @@ class RunInterrupted(Exception):
     """The run was paused or cancelled between steps: the item goes back to the queue."""
 
 
+class LeaseLost(Exception):
+    """Another worker took this run item over (our lease expired): our result must not be written."""
+
+
 @dataclass
 class RunModels:
     """The models a run routes with, loaded once per process (artifacts are immutable)."""
@@ -110,6 +114,7 @@ def run_item_route(*, run_item_id: int) -> str:
     else:
         _abandon_stale_judge_runs(item)
     models = run_models(run)
+    _renew_lease(run_item)  # loading models can take a while on a cold worker
     project = run.project
     try:
         if run.kind == RoutingRun.Kind.SEED:
@@ -125,6 +130,9 @@ def run_item_route(*, run_item_id: int) -> str:
     except RunInterrupted:
         _give_back(run_item, item, reason=f"run {run.state}")
         return "interrupted"
+    except LeaseLost:
+        logger.warning("run item %s: lease lost to another worker; result discarded", run_item.pk)
+        return "lease_lost"
 
 
 def _already_charged(run: RoutingRun, item: Item) -> bool:
@@ -152,10 +160,10 @@ def _try_surrogate(run, run_item, item, surrogate: dict[str, Any]) -> tuple[str 
     if np.random.default_rng([item.pk, run.pk]).random() < rate:
         return None, label
     with transaction.atomic():
+        _run_item_done(run_item)
         item_services.item_label_automatically(item_id=item.pk, label=label, tier=Tier.SURROGATE,
                                                data={"run": run.pk, "acceptor_score": float(scores[0]),
                                                      "surrogate_version": artifact.version})
-        _run_item_done(run_item)
     return "surrogate", None
 
 
@@ -168,9 +176,9 @@ def _route_seed(run, run_item, item, project) -> str:
     _save_judge_result(judge_run, result, steps=stream.steps)
     if not ledger_try_spend(budget_id=run.budget_id, item=item, reason="seed run"):
         with transaction.atomic():  # the seed budget is its own size; refused only if an admin cut it
+            _run_item_done(run_item)
             item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE,
                                                    data={"run": run.pk, "judge_run": judge_run.pk})
-            _run_item_done(run_item)
         return "judge"
     return _escalate(run, run_item, item, reason="seed run: judged to completion, then human-labelled")
 
@@ -192,9 +200,9 @@ def _route_with_judge(run, run_item, item, project, models: RunModels, spot_chec
     if spot_check_label is not None:
         _record_spot_check(run, item, spot_check_label, result.label)
     with transaction.atomic():
+        _run_item_done(run_item)
         item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE,
                                                data={"run": run.pk, "judge_run": judge_run.pk})
-        _run_item_done(run_item)
     return "judge"
 
 
@@ -293,10 +301,17 @@ def _check_running(run: RoutingRun, run_item: RunItem | None) -> None:
         run.state = state
         raise RunInterrupted
     if run_item is not None and run_item.lease_expires_at is not None:
-        lease = settings.TRACELAB_ROUTE_LEASE_SECONDS
-        if (run_item.lease_expires_at - timezone.now()).total_seconds() < lease / 2:
-            run_item.lease_expires_at = timezone.now() + timedelta(seconds=lease)
-            RunItem.objects.filter(pk=run_item.pk).update(lease_expires_at=run_item.lease_expires_at)
+        if (run_item.lease_expires_at - timezone.now()).total_seconds() < settings.TRACELAB_ROUTE_LEASE_SECONDS / 2:
+            _renew_lease(run_item)
+
+
+def _renew_lease(run_item: RunItem) -> None:
+    expires = timezone.now() + timedelta(seconds=settings.TRACELAB_ROUTE_LEASE_SECONDS)
+    if not RunItem.objects.filter(pk=run_item.pk, attempts=run_item.attempts, state=RunItem.State.CLAIMED).update(
+        lease_expires_at=expires
+    ):
+        raise LeaseLost
+    run_item.lease_expires_at = expires
 
 
 def _save_judge_result(judge_run: JudgeRun, result, *, steps: list[str], stopped_at: int | None = None,
@@ -329,14 +344,14 @@ def _judge_failed(run, run_item, item, project, judge_run: JudgeRun, exc: JudgeE
         _escalate(run, run_item, item, reason=reason + "; sent to humans by the project's policy")
         return
     with transaction.atomic():
-        item_services.item_fail(item_id=item.pk, reason=reason)
         _run_item_done(run_item, failed=True)
+        item_services.item_fail(item_id=item.pk, reason=reason)
 
 
 def _escalate(run, run_item, item, *, reason: str) -> str:
     with transaction.atomic():
-        review_task_create(item=item, priority=run_item.priority, reason=reason, run=run)
         _run_item_done(run_item)
+        review_task_create(item=item, priority=run_item.priority, reason=reason, run=run)
     return "human"
 
 
@@ -359,9 +374,11 @@ def _record_spot_check(run, item, surrogate_label: str, judge_label: str) -> Non
 
 
 def _run_item_done(run_item: RunItem, *, failed: bool = False) -> None:
-    RunItem.objects.filter(pk=run_item.pk).update(
+    """Fenced by the claim: only the worker holding the current lease can finish the run item."""
+    if not RunItem.objects.filter(pk=run_item.pk, attempts=run_item.attempts, state=RunItem.State.CLAIMED).update(
         state=RunItem.State.FAILED if failed else RunItem.State.DONE, finished_at=timezone.now(), lease_expires_at=None
-    )
+    ):
+        raise LeaseLost
 
 
 def _give_back(run_item: RunItem, item: Item, *, reason: str) -> None:
@@ -369,5 +386,8 @@ def _give_back(run_item: RunItem, item: Item, *, reason: str) -> None:
         status=JudgeRun.Status.FAILED, error=f"interrupted: {reason}", finished_at=timezone.now()
     )
     with transaction.atomic():
+        if not RunItem.objects.filter(pk=run_item.pk, attempts=run_item.attempts, state=RunItem.State.CLAIMED).update(
+            state=RunItem.State.QUEUED, lease_expires_at=None
+        ):
+            return  # another worker owns it now
         item_services.item_release(item_id=item.pk, reason=reason)
-        RunItem.objects.filter(pk=run_item.pk).update(state=RunItem.State.QUEUED, lease_expires_at=None)

@@ -3,6 +3,7 @@ with SKIP LOCKED, pause / resume / cancel, finish."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from labeling.services.ledger import budget_cap_for, budget_create
 from labeling.states import ItemState
 
 SCORE_CHUNK = 2000
+MAX_ATTEMPTS = 3
+logger = logging.getLogger(__name__)
 
 
 class RunError(ValueError):
@@ -110,7 +113,7 @@ def _store_scores(item_ids: list[int], priorities: np.ndarray) -> None:
     Item.objects.bulk_update(rows, ["disagreement_score"], batch_size=SCORE_CHUNK)
 
 
-def run_start(*, run: RoutingRun, actor=None, workers: int | None = None) -> RoutingRun:
+def run_start(*, run: RoutingRun, actor=None) -> RoutingRun:
     """Mark the run running and enqueue one routing task per remaining item (after commit)."""
     with transaction.atomic():
         run = RoutingRun.objects.select_for_update().get(pk=run.pk)
@@ -187,11 +190,51 @@ def run_route_next(*, run_id: int) -> str | None:
         return None
     run_item = run_claim_next(run_id=run_id)
     if run_item is None:
-        run_finish_if_done(run_id=run_id)
+        if not run_finish_if_done(run_id=run_id):
+            _revisit_leased(run_id)
         return None
-    outcome = run_item_route(run_item_id=run_item.pk)
+    try:
+        outcome = run_item_route(run_item_id=run_item.pk)
+    except Exception as exc:  # a fault outside the judge (database, model): never leave the item stuck
+        logger.exception("routing run item %s failed", run_item.pk)
+        outcome = _route_error(run_item, exc)
     run_finish_if_done(run_id=run_id)
     return outcome
+
+
+def _route_error(run_item: RunItem, exc: Exception) -> str:
+    from labeling.services.items import item_fail, item_release
+
+    item = Item.objects.get(pk=run_item.item_id)
+    reason = f"internal error while routing: {type(exc).__name__}: {exc}"
+    mine = RunItem.objects.filter(pk=run_item.pk, attempts=run_item.attempts, state=RunItem.State.CLAIMED)
+    with transaction.atomic():
+        if run_item.attempts >= MAX_ATTEMPTS:
+            if not mine.update(state=RunItem.State.FAILED, lease_expires_at=None, finished_at=timezone.now()):
+                return "lease_lost"
+            if item.state == ItemState.ROUTING:
+                item_fail(item_id=item.pk, reason=reason)
+            return "failed"
+        if not mine.update(state=RunItem.State.QUEUED, lease_expires_at=None):
+            return "lease_lost"
+        if item.state == ItemState.ROUTING:
+            item_release(item_id=item.pk, reason=reason)
+    transaction.on_commit(lambda: _enqueue(run_item.run_id, 1))
+    return "retry"
+
+
+def _revisit_leased(run_id: int) -> None:
+    """Items are still leased (perhaps by a worker that died): come back when the first lease expires."""
+    from labeling.tasks import run_route_next_task
+    from tracelab.celery import app
+
+    if app.conf.task_always_eager:
+        return  # in-process there is no other worker; `run_resume` picks leftovers up
+    first = (RunItem.objects.filter(run_id=run_id, state=RunItem.State.CLAIMED)
+             .order_by("lease_expires_at").values_list("lease_expires_at", flat=True).first())
+    if first is not None:
+        delay = max(1.0, (first - timezone.now()).total_seconds() + 0.5)
+        run_route_next_task.apply_async((run_id,), countdown=delay)
 
 
 def run_finish_if_done(*, run_id: int) -> bool:
