@@ -127,3 +127,23 @@ def test_a_route_run_needs_trained_models():
     with pytest.raises(RunError, match="train first"):
         routing_run_create(project=project, kind="route", rate=0.3)
     assert RoutingRun.objects.filter(project=project).count() == 0
+
+
+def test_the_commands_train_seed_and_route(capsys):
+    import json
+
+    from django.core.management import call_command
+
+    project = trained_project()
+    records, _ = new_batch(project, 8)
+    call_command("train_models", project.pk, verbosity=0)
+    assert '"router_version": 2' in capsys.readouterr().out
+    with ReplayServer(records, tokens_per_second=0) as server:
+        project.judge_base_url = server.base_url
+        project.save()
+        call_command("seed_run", project.pk, "--items", "3", verbosity=0)
+        seeded = json.loads(capsys.readouterr().out)
+        assert seeded["items"] == 3 and seeded["by_tier"]["human"] == 3
+        call_command("route_batch", project.pk, "--budget", "0.2", verbosity=0)
+    routed_run = json.loads(capsys.readouterr().out)
+    assert routed_run["items"] == 5 and routed_run["progress"] == 1.0 and routed_run["budget"]["cap"] == 1

@@ -1,0 +1,1 @@
+"""tracelab benchmarks: `make bench` runs them and rewrites docs/benchmarks.md and bench/results.json."""
