@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
              "u=user_ensure(username='bench', password='bench-pass-123', is_superuser=True);"
              "p=project_create(name='bench', question='q', labels=['yes','no'], item_kind='text', created_by=u);"
              "print(p.pk, Token.objects.get_or_create(user=u)[0].key)")
-    project_id, token = manage(env, "shell", "-c", setup, capture=True).split()
+    project_id, token = manage(env, "shell", "-c", setup, capture=True).strip().splitlines()[-1].split()
     payload = make_jsonl(n)
     body, content_type = multipart({"format": "jsonl"}, "file", "bench.jsonl", payload)
     figures: dict = {"items": n, "payload_mb": round(len(payload) / 1e6, 1)}

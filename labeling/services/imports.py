@@ -24,6 +24,7 @@ from labeling.formats.readers import (
 )
 from labeling.models import Batch, HumanLabel, ImportJob, Item, ItemKind, JudgeRun, Project, Tier
 from labeling.services.audit import audit_event_record
+from labeling.services.bulk import insert_rows
 from labeling.services.images import ImageRejected, image_check, image_from_data_uri, image_store
 from labeling.states import ItemState
 
@@ -368,34 +369,42 @@ def _insert_chunk(chunk, batch: Batch, ctx: _RowContext, result: _ImportResult) 
             chunk = kept
             if ctx.job.on_error == ImportJob.OnError.FAIL:
                 return []
-    items = []
+    now = timezone.now()
+    item_rows = []
     for row, prepared in chunk:
         state, final_label, final_source = _initial_state(row)
         fields = prepared["fields"]
         if "image_ref" in prepared:
             fields = {**fields, IMAGE_FIELD: prepared["image_ref"]}
-        items.append(Item(project=ctx.project, batch=batch, external_id=prepared["external_id"], fields=fields,
-                          meta=row.meta, image=prepared.get("image") or None, state=state, final_label=final_label,
-                          final_source=final_source))
-    Item.objects.bulk_create(items, batch_size=CHUNK_ROWS)
-    judge_runs, human_labels, fetch_ids = [], [], []
-    for (row, prepared), item in zip(chunk, items):
+        item_rows.append({
+            "project_id": ctx.project.pk, "batch_id": batch.pk, "external_id": prepared["external_id"],
+            "fields": fields, "meta": row.meta, "image": prepared.get("image") or "", "image_error": "",
+            "state": state, "final_label": final_label, "final_source": final_source, "disagreement_score": None,
+            "failure_reason": "", "created_at": now, "updated_at": now,
+        })
+    item_ids = insert_rows(Item, item_rows)
+    judge_rows, human_rows, fetch_ids = [], [], []
+    for (row, prepared), item_id in zip(chunk, item_ids):
         if prepared.get("fetch"):
-            fetch_ids.append(item.pk)
+            fetch_ids.append(item_id)
         for judge in row.judges:
-            judge_runs.append(JudgeRun(item=item, model=judge.model, status=JudgeRun.Status.IMPORTED,
-                                       raw_reasoning=judge.reasoning, label=judge.label, score=judge.score,
-                                       output_tokens=judge.output_tokens, stopped_at_step=judge.stopped_at_step,
-                                       extra=judge.extra, finished_at=timezone.now()))
+            judge_rows.append({
+                "item_id": item_id, "run_id": None, "model": judge.model, "prompt_version": "",
+                "status": JudgeRun.Status.IMPORTED, "raw_reasoning": judge.reasoning, "steps": [],
+                "label": judge.label, "score": judge.score, "input_tokens": None,
+                "output_tokens": judge.output_tokens, "output_tokens_estimated": False, "latency_ms": None,
+                "stopped_at_step": judge.stopped_at_step, "stop_reason": "", "error": "", "extra": judge.extra,
+                "started_at": now, "finished_at": now,
+            })
         for human in row.humans:
-            human_labels.append(HumanLabel(item=item, label=human.label, annotator_name=human.annotator,
-                                           lead_time_seconds=human.lead_time, source=HumanLabel.Source.IMPORTED,
-                                           review_status=HumanLabel.ReviewStatus.ACCEPTED))
-    if judge_runs:
-        JudgeRun.objects.bulk_create(judge_runs, batch_size=CHUNK_ROWS)
-    if human_labels:
-        HumanLabel.objects.bulk_create(human_labels, batch_size=CHUNK_ROWS)
-    result.imported += len(items)
+            human_rows.append({
+                "item_id": item_id, "task_id": None, "annotator_id": None, "annotator_name": human.annotator,
+                "label": human.label, "lead_time_seconds": human.lead_time, "source": HumanLabel.Source.IMPORTED,
+                "review_status": HumanLabel.ReviewStatus.ACCEPTED, "reviewed_by_id": None, "created_at": now,
+            })
+    insert_rows(JudgeRun, judge_rows)
+    insert_rows(HumanLabel, human_rows)
+    result.imported += len(item_ids)
     return fetch_ids
 
 
