@@ -91,7 +91,7 @@ def run(setting: str, seeds: int, skip: tuple[str, ...]) -> dict:
 
 def default_fit_timing(setting: str) -> dict:
     """Wall time of an unmodified ``tracer.fit`` (default FitConfig, target 0.92) on the fit file."""
-    import tracer
+    from tracer.api import fit as tracer_fit
     from tracer.config import FitConfig
 
     fit_file, _ = SETTINGS[setting]
@@ -107,7 +107,7 @@ def default_fit_timing(setting: str) -> dict:
             f.write(json.dumps({"id": r["id"], "input": r["input"]["text"], "teacher": r["judge"]["label"]}) + "\n")
     X = np.load(features_path(fit_file))[rows]
     start = time.perf_counter()
-    tracer.fit(work / "traces.jsonl", work / ".tracer", embeddings=X,
+    tracer_fit(work / "traces.jsonl", work / ".tracer", embeddings=X,
                config=FitConfig(target_teacher_agreement=0.92, verbose=False))
     return {"setting": setting, "default_fit_seconds": time.perf_counter() - start}
 

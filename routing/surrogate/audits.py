@@ -42,8 +42,8 @@ def slice_audit(
         in_s = slices == s
         acc = accept & in_s
         n_acc, k = int(acc.sum()), int((acc & agree).sum())
-        row = {"slice": s, "n": int(in_s.sum()), "coverage": float(acc.sum() / in_s.sum()), "n_accepted": n_acc,
-               "teacher_agreement": (k / n_acc) if n_acc else None}
+        row = {"slice": s, "n": int(in_s.sum()), "coverage": float(acc.sum() / in_s.sum()),
+               "n_accepted": n_acc, "teacher_agreement": (k / n_acc) if n_acc else None}
         if n_acc < min_accepted:
             row.update(status="too small to certify", p_value=None, cp_lower_bound=None)
         else:

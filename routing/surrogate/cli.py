@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--families", type=_names, default=FAMILIES)
         s.add_argument("--frontier", type=_floats, default=(0.85, 0.90, 0.95))
         s.add_argument("--no-ood", action="store_true", help="do not defer out-of-distribution inputs")
-        s.add_argument("--acceptor-inputs", action="store_true", help="feed the item features to the acceptor")
+        s.add_argument("--acceptor-inputs", action="store_true",
+                       help="feed the item features to the acceptor")
         s.add_argument("--n-components", type=int, default=256, help="featurizer dense text components")
         s.add_argument("--seed", type=int, default=0)
     ev = sub.choices["evaluate"]
@@ -98,12 +99,14 @@ def _fit(a: argparse.Namespace) -> int:
     pairs = boundary_pairs(X[cal], accept, scores, [records[i].id for i in cal])
     manifest = {**gate.manifest(), "traces": str(a.traces), "n_rows": len(records),
                 "features": str(a.embeddings) if a.embeddings else "routing.features.ItemFeaturizer",
-                "model_file": "gate.joblib", "featurizer_file": None if featurizer is None else "featurizer.joblib",
+                "model_file": "gate.joblib",
+                "featurizer_file": None if featurizer is None else "featurizer.joblib",
                 "slices": audit, "boundary_pairs": pairs}
     (a.out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
     (a.out / "report.md").write_text(fit_report(manifest, audit, pairs))
     status = "certified" if gate.certified else "REFUSED"
-    print(f"{status}: family={gate.family_name_} surrogate={gate.surrogate_name_} coverage_cal={gate.coverage:.3f} "
+    print(f"{status}: family={gate.family_name_} surrogate={gate.surrogate_name_} "
+          f"coverage_cal={gate.coverage:.3f} "
           f"{gate.certificate_.reason}; fit {gate.fit_seconds_:.1f}s -> {a.out}")
     return 0
 
@@ -134,12 +137,14 @@ def _evaluate(a: argparse.Namespace) -> int:
             return cache["fit"], cache["test"]
         featurizer = _featurizer(a, a.seed).fit([inputs[i] for i in fit_rows])
         X_fit = featurizer.transform([inputs[i] for i in fit_rows])
-        X_held = featurizer.transform([inputs[i] for i in test_rows] if test_rows is not None else test_inputs)
+        held_inputs = [inputs[i] for i in test_rows] if test_rows is not None else test_inputs
+        X_held = featurizer.transform(held_inputs)
         if test_rows is None:
             cache["fit"], cache["test"] = X_fit, X_held
         return X_fit, X_held
 
-    report = evaluate_repeated(make_features, teacher, human, a.seeds, _gate_params(a), test, a.test_size, groups)
+    report = evaluate_repeated(make_features, teacher, human, a.seeds, _gate_params(a), test, a.test_size,
+                               groups)
     report["params"].update(traces=str(a.traces), test=str(a.test) if a.test else None,
                             features=str(a.embeddings) if a.embeddings else "routing.features.ItemFeaturizer")
     a.out.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,8 @@ class DriftWatch:
         if not self.disagreements:
             return 1.0
         lower = conjugate_mixture_empirical_bernstein_bound(
-            np.asarray(self.disagreements, dtype=float), v_opt=self.v_opt, alpha=self.delta, bound_side="lower"
+            np.asarray(self.disagreements, dtype=float), v_opt=self.v_opt, alpha=self.delta,
+            bound_side="lower",
         )
         return float(1.0 - np.clip(lower[-1], 0.0, 1.0))
 

@@ -25,7 +25,8 @@ def held_out_metrics(
     ta = float(agree[accept].mean()) if n_acc else None
     final = np.where(accept, labels, teacher)
     known = np.array([h is not None for h in human])
-    e2e = float(np.mean([f is not None and f == h for f, h in zip(final[known], human[known])])) if known.any() else None
+    e2e = (float(np.mean([f is not None and f == h for f, h in zip(final[known], human[known])]))
+           if known.any() else None)
     teacher_acc = (float(np.mean([t is not None and t == h for t, h in zip(teacher[known], human[known])]))
                    if known.any() else None)
     return {"coverage": float(accept.mean()), "n_handled": n_acc, "teacher_agreement": ta,
@@ -56,7 +57,7 @@ def evaluate_repeated(
     for seed in range(seeds):
         if test is None:
             rng = np.random.default_rng(10_000 + seed)
-            keys = np.asarray(groups, dtype=str) if groups is not None else np.arange(len(teacher)).astype(str)
+            keys = np.asarray(groups if groups is not None else np.arange(len(teacher)), dtype=str)
             uniq, inverse = np.unique(keys, return_inverse=True)
             held_keys = rng.random(len(uniq)) < test_size
             held = held_keys[inverse]
@@ -69,12 +70,13 @@ def evaluate_repeated(
             X_fit, X_test = make_features(fit_rows, None)
             t_test, h_test = test
             g_fit = groups
-        gate = CertifiedSurrogate(**{**gate_params, "random_state": seed}).fit(X_fit, teacher[fit_rows], g_fit)
+        gate = CertifiedSurrogate(**{**gate_params, "random_state": seed})
+        gate.fit(X_fit, teacher[fit_rows], g_fit)
         run = {"seed": seed, "certified": gate.certified, "family": gate.family_name_,
                "surrogate": gate.surrogate_name_, "threshold": gate.threshold,
                "coverage_cal": gate.coverage, "fit_seconds": gate.fit_seconds_,
-               **held_out_metrics(gate, X_test, np.asarray(t_test, dtype=object), np.asarray(h_test, dtype=object),
-                                  target)}
+               **held_out_metrics(gate, X_test, np.asarray(t_test, dtype=object),
+                                  np.asarray(h_test, dtype=object), target)}
         runs.append(run)
     return {"params": {**gate_params, "seeds": seeds}, "runs": runs, "summary": summarize(runs)}
 
@@ -89,8 +91,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "violation_rate": float(np.mean([r["violation"] for r in runs])),
         "refusal_rate": float(np.mean([not r["certified"] for r in runs])),
         "mean_coverage": mean("coverage"), "mean_teacher_agreement": mean("teacher_agreement"),
-        "min_teacher_agreement": min((r["teacher_agreement"] for r in runs if r["teacher_agreement"] is not None),
-                                     default=None),
+        "min_teacher_agreement": min(
+            (r["teacher_agreement"] for r in runs if r["teacher_agreement"] is not None), default=None),
         "mean_e2e_accuracy": mean("e2e_accuracy"), "mean_teacher_accuracy": mean("teacher_accuracy"),
         "mean_fit_seconds": mean("fit_seconds"),
         "families": {f: sum(r["family"] == f for r in runs) for f in sorted({r["family"] for r in runs})},

@@ -34,8 +34,7 @@ from routing.surrogate.certify import (
 from routing.surrogate.drift import DriftWatch
 from routing.surrogate.families import FAMILIES, GateFamily, Stage
 from routing.surrogate.ood import KNNDistanceOOD
-from routing.surrogate.zoo import CANDIDATES, class_proba, make_candidate, select_surrogate
-from routing.surrogate.zoo import _fit_with_local_labels
+from routing.surrogate.zoo import class_proba, fit_with_local_labels, make_candidate, select_surrogate
 
 NO_LABEL = -1
 #: Preference among families whose selection coverage ties.
@@ -118,7 +117,9 @@ class CertifiedSurrogate:
 
     # -- fitting --------------------------------------------------------------------------------
 
-    def fit(self, X: np.ndarray, teacher_labels: list[str | None] | np.ndarray, groups: Any = None) -> CertifiedSurrogate:
+    def fit(
+        self, X: np.ndarray, teacher_labels: list[str | None] | np.ndarray, groups: Any = None
+    ) -> CertifiedSurrogate:
         """Fit, select and certify. ``teacher_labels`` may contain None (no verdict: never agreed with)."""
         start = time.perf_counter()
         unknown = set(self.families) - set(FAMILIES)
@@ -169,8 +170,10 @@ class CertifiedSurrogate:
             rsb = self._fit_rsb(X, y, fit_rows, val, stage1, cf1, agree_val, proba_val)
             if rsb is not None:
                 built["rsb"], sel["rsb"] = rsb
-        self.family_notes_ = {f: ("built" if f in built else "not enough stage-1 rejects to train a second stage")
-                              for f in self.families}
+        self.family_notes_ = {
+            f: "built" if f in built else "not enough stage-1 rejects to train a second stage"
+            for f in self.families
+        }
 
         agree_cal_by_family: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for name, family in built.items():
@@ -213,7 +216,8 @@ class CertifiedSurrogate:
     def with_target(self, target: float) -> CertifiedSurrogate:
         """The same fitted gate deployed at another frontier target (certified at fit time; no refit)."""
         if float(target) not in self.certificates_:
-            raise ValueError(f"target {target} was not certified at fit time; have {sorted(self.certificates_)}")
+            raise ValueError(f"target {target} was not certified at fit time; "
+                             f"have {sorted(self.certificates_)}")
         gate = copy.copy(self)
         gate.target = float(target)
         gate.family_name_, gate.certificate_ = self.certificates_[float(target)]
@@ -237,7 +241,7 @@ class CertifiedSurrogate:
         hard = fit_rows[np.argsort(train_scores, kind="stable")[:n_hard]]
         if n_hard < 50 or reject_val.sum() < 20 or len(np.unique(y[hard])) < 2:
             return None
-        model2 = _fit_with_local_labels(make_candidate(stage1.model_name, self.random_state), X[hard], y[hard])
+        model2 = fit_with_local_labels(make_candidate(stage1.model_name, self.random_state), X[hard], y[hard])
         k = len(self.classes_)
         rows = val[reject_val]
         proba2 = class_proba(model2, X[rows], k)
@@ -305,7 +309,8 @@ class CertifiedSurrogate:
             "family": self.family_name_, **self.family_.describe(),
             "surrogate": self.surrogate_name_, "threshold": self.threshold,
             "lower_bound": self.lower_bound, "certificate": self.certificate_.as_dict(),
-            "coverage_cal": self.certificate_.coverage, "teacher_agreement_cal": self.certificate_.teacher_agreement,
+            "coverage_cal": self.certificate_.coverage,
+            "teacher_agreement_cal": self.certificate_.teacher_agreement,
             "n_classes": len(self.classes_), "split_sizes": self.split_sizes_,
             "zoo": self.zoo_scores_, "families_built": self.family_notes_,
             "ood": None if self.ood_ is None else {"k": self.ood_.k_, "threshold": self.ood_.threshold_},

@@ -7,6 +7,7 @@ macro-F1 against the teacher (ties go to the earlier, cheaper candidate).
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -33,11 +34,7 @@ FAST_CANDIDATES = ("logreg_c0.1", "logreg_c1", "logreg_c10", "mlp_1h")
 
 
 def xgboost_available() -> bool:
-    try:
-        import xgboost  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("xgboost") is not None
 
 
 def make_candidate(name: str, random_state: int = 0) -> Any:
@@ -48,7 +45,8 @@ def make_candidate(name: str, random_state: int = 0) -> Any:
         return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300, random_state=rs))
     if name == "sgd_log":
         return make_pipeline(
-            StandardScaler(), SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=30, tol=1e-3, random_state=rs)
+            StandardScaler(),
+            SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=30, tol=1e-3, random_state=rs),
         )
     if name in ("mlp_1h", "mlp_2h"):
         hidden = (256,) if name == "mlp_1h" else (256, 96)
@@ -116,13 +114,14 @@ def select_surrogate(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.simplefilter("ignore", UserWarning)  # MLP early-stopping target-type chatter
-                fitted = _fit_with_local_labels(model, X_train, y_train)
+                fitted = fit_with_local_labels(model, X_train, y_train)
             pred = fitted.predict(X_val)
         except (ValueError, MemoryError) as exc:
             scores.append({"name": name, "error": str(exc), "fit_seconds": time.perf_counter() - start})
             continue
         seconds = time.perf_counter() - start
-        f1 = float(f1_score(y_val, pred, average="macro", labels=np.unique(y_val[y_val >= 0]), zero_division=0))
+        seen = np.unique(y_val[y_val >= 0])
+        f1 = float(f1_score(y_val, pred, average="macro", labels=seen, zero_division=0))
         acc = float(accuracy_score(y_val, pred))
         scores.append({"name": name, "macro_f1": f1, "accuracy": acc, "fit_seconds": seconds})
         if f1 > best_f1:
@@ -151,7 +150,8 @@ class _LocalLabels:
         return self.classes_[np.argmax(self.model.predict_proba(X), axis=1)]
 
 
-def _fit_with_local_labels(model: Any, X: np.ndarray, y: np.ndarray) -> _LocalLabels:
+def fit_with_local_labels(model: Any, X: np.ndarray, y: np.ndarray) -> _LocalLabels:
+    """Clone and fit ``model`` on ``y`` re-coded to 0..k-1; predictions come back in the original labels."""
     classes, local = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError("need at least two teacher classes to train a surrogate")
