@@ -138,20 +138,28 @@ class StepScores:
         out.lengths, out.matrix = self.lengths[index], self.matrix[index]
         return out
 
+    def _polled(self, reads_prefixes: bool, min_step: int, delta: int) -> tuple[np.ndarray, np.ndarray]:
+        """(polled mask, cumulative polls) for a polling policy; cached, as selection reuses them."""
+        cache = self.__dict__.setdefault("_polled_cache", {})
+        key = (reads_prefixes, min_step, delta)
+        if key not in cache:
+            steps = np.arange(1, self.matrix.shape[1] + 1)
+            polled = steps[None, :] == self.lengths[:, None]  # the end of the stream is always polled
+            if reads_prefixes:
+                periodic = (steps >= min_step) & ((steps - min_step) % delta == 0)
+                polled = polled | (periodic[None, :] & (steps[None, :] <= self.lengths[:, None]))
+            cache[key] = (polled, np.cumsum(polled, axis=1))
+        return cache[key]
+
     def first_crossing(self, router: StepwiseRouter) -> tuple[np.ndarray, np.ndarray]:
         """Per trace: the first polled step whose score reaches τ_t (0 = none), and polls up to it."""
-        steps = np.arange(1, self.matrix.shape[1] + 1)
-        polled = steps[None, :] == self.lengths[:, None]  # the end of the stream is always polled
-        if router.reads_prefixes:
-            periodic = (steps >= router.min_step) & ((steps - router.min_step) % router.delta == 0)
-            polled |= periodic[None, :] & (steps[None, :] <= self.lengths[:, None])
-        thresholds = router.threshold + router.threshold_slope * (steps - 1)
+        polled, calls_to = self._polled(router.reads_prefixes, router.min_step, router.delta)
+        thresholds = router.threshold + router.threshold_slope * np.arange(self.matrix.shape[1])
         with np.errstate(invalid="ignore"):
             crossed = polled & (self.matrix >= thresholds[None, :])
         any_cross = crossed.any(axis=1)
         first = np.where(any_cross, crossed.argmax(axis=1) + 1, 0)
-        calls_to = np.cumsum(polled, axis=1)
-        calls = np.where(any_cross, calls_to[np.arange(len(first)), np.maximum(first - 1, 0)], polled.sum(axis=1))
+        calls = np.where(any_cross, calls_to[np.arange(len(first)), np.maximum(first - 1, 0)], calls_to[:, -1])
         return first, calls
 
 
@@ -177,21 +185,37 @@ def deploy_budgeted(
     budget = budget_size(rho, n)
     pacer = BudgetPacer(budget, n, pacing, pacing_slack)
     first, polls = scores.first_crossing(router)
-    escalated = np.zeros(n, dtype=bool)
-    stop_step = np.full(n, -1, dtype=int)
-    tokens = np.array([r.total_tokens for r in replays], dtype=float)
-    calls = np.zeros(n, dtype=int)
+    order = review_order(p_hat)
     start = escalate_at_start_above if escalate_at_start_above is not None else np.inf
-    for position, i in enumerate(review_order(p_hat)):
-        if not pacer.can_spend(position):
-            continue  # no budget for this item: the judge completes, the router is not consulted
-        if p_hat[i] >= start:
-            pacer.try_spend(position)
-            escalated[i], stop_step[i], tokens[i] = True, 0, 0.0
-            continue
-        calls[i] = polls[i]
-        t = first[i]
-        if t and pacer.try_spend(position):
-            escalated[i], stop_step[i] = True, t
-            tokens[i] = replays[i].tokens_after[t - 1]
+    at_start = p_hat >= start
+    wants = at_start | (first > 0)
+    if pacing == "none":
+        # Without pacing the loop below reduces to: the first B items (in p̂ order) that want to
+        # escalate get the budget; items after the budget ran out are not routed at all.
+        ranked_wants = wants[order]
+        granted_ranked = ranked_wants & (np.cumsum(ranked_wants) <= budget)
+        exhausted_at = np.flatnonzero(np.cumsum(granted_ranked) >= budget)
+        routed_ranked = np.ones(n, dtype=bool)
+        if budget == 0:
+            routed_ranked[:] = False
+        elif len(exhausted_at):
+            routed_ranked[exhausted_at[0] + 1:] = False
+        granted, routed = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        granted[order], routed[order] = granted_ranked, routed_ranked
+    else:
+        pacer = BudgetPacer(budget, n, pacing, pacing_slack)
+        granted, routed = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        for position, i in enumerate(order):
+            if not pacer.can_spend(position):
+                continue  # no budget for this item: the judge completes, the router is not consulted
+            routed[i] = True
+            if wants[i]:
+                granted[i] = pacer.try_spend(position)
+    escalated = granted
+    stop_step = np.where(granted, np.where(at_start, 0, first), -1)
+    tokens = np.array([r.total_tokens for r in replays], dtype=float)
+    stopped = np.flatnonzero(granted & ~at_start)
+    tokens[stopped] = [replays[i].tokens_after[first[i] - 1] for i in stopped]
+    tokens[granted & at_start] = 0.0
+    calls = np.where(routed & ~at_start, polls, 0)
     return DeploymentOutcome(escalated, stop_step, tokens, calls, budget)

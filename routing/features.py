@@ -128,6 +128,7 @@ def image_features(image) -> np.ndarray:
 
 
 _WORD = re.compile(r"\w+")
+_DIGIT = re.compile(r"\d")
 
 
 def _text_stats(text: str) -> list[float]:
@@ -136,7 +137,7 @@ def _text_stats(text: str) -> list[float]:
     return [
         math.log1p(n_chars) / 10,
         math.log1p(len(words)) / 10,
-        sum(ch.isdigit() for ch in text) / n_chars if n_chars else 0.0,
+        len(_DIGIT.findall(text)) / n_chars if n_chars else 0.0,
         text.count("\n") / (1 + len(words)),
         float(n_chars == 0),
     ]
@@ -149,7 +150,8 @@ class ItemFeaturizer:
     ----------
     text_fields, image_fields : field names; ``None`` detects them at ``fit`` (strings are text
         unless they look like images; ints/floats/bools become numeric metadata).
-    max_features : TF-IDF vocabulary size (word 1–2 grams, shared by all text fields).
+    max_features : TF-IDF vocabulary size (shared by all text fields).
+    ngram_range : word n-gram range of the TF-IDF vocabulary.
     n_components : dense TF-IDF components kept per text field (TruncatedSVD).
     embedder : a ``TextEmbedder`` used instead of TF-IDF + SVD when given.
     image_root : folder that relative image paths are resolved against.
@@ -161,6 +163,7 @@ class ItemFeaturizer:
         image_fields: Sequence[str] | None = None,
         max_features: int = 2**12,
         n_components: int = 48,
+        ngram_range: tuple[int, int] = (1, 1),
         embedder: TextEmbedder | None = None,
         image_root: str | Path | None = None,
         random_state: int = 0,
@@ -169,6 +172,7 @@ class ItemFeaturizer:
         self.image_fields = image_fields
         self.max_features = max_features
         self.n_components = n_components
+        self.ngram_range = ngram_range
         self.embedder = embedder
         self.image_root = image_root
         self.random_state = random_state
@@ -185,7 +189,7 @@ class ItemFeaturizer:
         if self.text_fields_ and self.embedder is None:
             corpus = [self._text(item, name) for name in self.text_fields_ for item in inputs]
             self.vectorizer_ = TfidfVectorizer(
-                max_features=self.max_features, ngram_range=(1, 2), sublinear_tf=True, min_df=2,
+                max_features=self.max_features, ngram_range=self.ngram_range, sublinear_tf=True, min_df=2,
                 dtype=np.float64,
             )
             try:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -35,8 +36,8 @@ class DisagreementScorer:
         model: Literal["mlp", "logreg"] = "mlp",
         featurizer: ItemFeaturizer | None = None,
         hidden_layer_sizes: tuple[int, ...] = (32,),
-        alpha: float = 1e-2,
-        C: float = 0.5,
+        alpha: float = 1.0,
+        C: float = 0.05,
         calibration_cv: int = 3,
         random_state: int = 0,
     ):
@@ -64,23 +65,35 @@ class DisagreementScorer:
     def _estimator(self):
         if self.model == "mlp":
             base = MLPClassifier(
-                hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha, max_iter=400, early_stopping=True,
-                n_iter_no_change=15, random_state=self.random_state,
+                hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha, max_iter=200, early_stopping=True,
+                random_state=self.random_state,
             )
         elif self.model == "logreg":
-            base = LogisticRegression(C=self.C, max_iter=3000)
+            base = LogisticRegression(C=self.C, solver="liblinear")
         else:
             raise ValueError(f"unknown model {self.model!r}")
         return make_pipeline(StandardScaler(), base)
 
-    def fit(self, X: np.ndarray | Sequence[dict[str, Any]], y: Sequence[int]) -> DisagreementScorer:
-        """``y[i] = 1`` when the judge's label disagrees with the human label (null judge label = 1)."""
+    def fit(
+        self, X: np.ndarray | Sequence[dict[str, Any]], y: Sequence[int], groups: Sequence[str] | None = None
+    ) -> DisagreementScorer:
+        """``y[i] = 1`` when the judge's label disagrees with the human label (null judge label = 1).
+
+        Pass ``groups`` whenever records share an input (e.g. both presentation orders of one
+        item): calibration folds must not separate a group, or the calibrator learns from a model
+        that memorised the sibling's label and can even flip the sign of p̂.
+        """
         self.featurizer_ = None
         features = self._features(X, fit=True)
         y = np.asarray(y, dtype=int)
         if len(np.unique(y)) < 2:
             raise ValueError("need both agreeing and disagreeing examples to fit a disagreement scorer")
-        cv = max(2, min(self.calibration_cv, int(np.bincount(y).min())))
+        n_folds = max(2, min(self.calibration_cv, int(np.bincount(y).min())))
+        if groups is not None:
+            n_folds = min(n_folds, len(set(groups)))
+            cv: Any = list(GroupKFold(n_splits=n_folds).split(features, y, groups))
+        else:
+            cv = n_folds
         self.calibrated_ = CalibratedClassifierCV(self._estimator(), method="sigmoid", cv=cv)
         self.calibrated_.fit(features, y)
         self.classes_ = self.calibrated_.classes_

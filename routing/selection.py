@@ -68,9 +68,8 @@ def policy_grid(
     ]
 
 
-def _evaluate(design: Design, step_scores, replays, p_hat, wrong, rho) -> tuple[dict[str, Any], DeploymentOutcome]:
+def _evaluate(design: Design, step_scores, replays, p_hat, wrong, rho, totals) -> tuple[dict[str, Any], DeploymentOutcome]:
     outcome = design.deploy(step_scores, replays, p_hat, rho)
-    totals = np.array([max(1, r.total_tokens) for r in replays], dtype=float)
     row = {
         **design.describe(),
         "loss": float(np.mean(wrong & ~outcome.escalated)),
@@ -94,10 +93,11 @@ def select_router(
     D_dev, so designs sharing a fitted model share one scoring pass.
     """
     wrong = np.asarray(wrong, dtype=bool)
+    totals = np.array([max(1, r.total_tokens) for r in replays], dtype=float)
     table: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], Design] | None = None
     for design in designs:
-        row, _ = _evaluate(design, step_scores[score_key(design.router)], replays, p_hat, wrong, rho)
+        row, _ = _evaluate(design, step_scores[score_key(design.router)], replays, p_hat, wrong, rho, totals)
         row["feasible"] = row["escalation_rate"] <= rho + 1e-12
         table.append(row)
         if row["feasible"]:

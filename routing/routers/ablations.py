@@ -54,28 +54,32 @@ class NoTraceRouter(StepwiseRouter):
         p = np.clip(np.asarray(p_hat, dtype=float), 1e-4, 1 - 1e-4)
         return np.hstack([g, onehot, interactions, np.log(p / (1 - p))[:, None]])
 
-    def fit(self, records: Sequence[TraceRecord], p_hat: np.ndarray, steps=None) -> NoTraceRouter:
+    def fit(
+        self, records: Sequence[TraceRecord], p_hat: np.ndarray, steps=None, item_features: np.ndarray | None = None
+    ) -> NoTraceRouter:
         featurizer = self.featurizer if self.featurizer is not None else ItemFeaturizer(random_state=self.random_state)
         if not hasattr(featurizer, "n_features_out_"):
             featurizer.fit([r.input for r in records])
         self.featurizer_ = featurizer
         self.labels_ = sorted({r.judge_label for r in records if r.judge_label is not None})
-        x = self._matrix(
-            featurizer.transform([r.input for r in records]), [r.judge_label for r in records], np.asarray(p_hat)
-        )
+        g = featurizer.transform([r.input for r in records]) if item_features is None else item_features
+        x = self._matrix(g, [r.judge_label for r in records], np.asarray(p_hat))
         self.scaler_ = StandardScaler().fit(x)
-        self.estimator_ = LogisticRegression(C=self.C, max_iter=3000).fit(self.scaler_.transform(x), judge_wrong(records))
+        self.estimator_ = LogisticRegression(C=self.C, solver="liblinear").fit(
+            self.scaler_.transform(x), judge_wrong(records)
+        )
         return self
 
-    def _predict(self, items, labels, p_hat) -> np.ndarray:
-        x = self._matrix(self.featurizer_.transform(items), labels, np.asarray(p_hat, dtype=float))
+    def _predict(self, items, labels, p_hat, item_features=None) -> np.ndarray:
+        g = self.featurizer_.transform(items) if item_features is None else np.asarray(item_features).reshape(len(items), -1)
+        x = self._matrix(g, labels, np.asarray(p_hat, dtype=float))
         return self.estimator_.predict_proba(self.scaler_.transform(x))[:, 1]
 
-    def score_prefix(self, prefix_steps, item, p_hat, *, judge_label=None) -> float:
-        return float(self._predict([item], [judge_label], [p_hat])[0])
+    def score_prefix(self, prefix_steps, item, p_hat, *, judge_label=None, item_features=None) -> float:
+        return float(self._predict([item], [judge_label], [p_hat], item_features)[0])
 
-    def score_traces(self, steps, items, p_hat, judge_labels) -> list[np.ndarray]:
-        scores = self._predict(list(items), list(judge_labels), p_hat)
+    def score_traces(self, steps, items, p_hat, judge_labels, item_features=None) -> list[np.ndarray]:
+        scores = self._predict(list(items), list(judge_labels), p_hat, item_features)
         out = []
         for item_steps, score in zip(steps, scores):
             row = np.full(len(item_steps), np.nan)

@@ -52,13 +52,20 @@ class StepwiseRouter(ABC):
 
     @abstractmethod
     def score_prefix(
-        self, prefix_steps: Sequence[str], item: dict[str, Any], p_hat: float, *, judge_label: str | None = None
+        self, prefix_steps: Sequence[str], item: dict[str, Any], p_hat: float, *, judge_label: str | None = None,
+        item_features: np.ndarray | None = None,
     ) -> float:
-        """Estimated probability that the judge's label will be wrong, given the prefix so far."""
+        """Estimated probability that the judge's label will be wrong, given the prefix so far.
+
+        ``item_features`` may pass g(x) when the caller already computed it (else it is computed).
+        """
+
+    def prepare(self, item: dict[str, Any], item_features: np.ndarray | None = None) -> None:
+        """Called once per item before the judge starts: precompute what depends on the item only."""
 
     def score_traces(
         self, steps: Sequence[Sequence[str]], items: Sequence[dict[str, Any]], p_hat: np.ndarray,
-        judge_labels: Sequence[str | None],
+        judge_labels: Sequence[str | None], item_features: np.ndarray | None = None,
     ) -> list[np.ndarray]:
         """Scores after every step of every trace (entry t−1 = after step t); NaN where not polled."""
         out = []
@@ -89,13 +96,17 @@ class StepwiseRouter(ABC):
 
     def decide(
         self, prefix_steps: Sequence[str], item: dict[str, Any], p_hat: float, *, final: bool = False,
-        judge_label: str | None = None,
+        judge_label: str | None = None, item_features: np.ndarray | None = None,
     ) -> RouterDecision:
-        """CONTINUE or ESCALATE after ``len(prefix_steps)`` completed steps."""
+        """CONTINUE or ESCALATE after ``len(prefix_steps)`` completed steps.
+
+        ``final``: the judge has finished (the whole trace is known; ``judge_label`` is its label).
+        Steps that are not polling points (see ``should_poll``) return CONTINUE with a NaN score.
+        """
         t = len(prefix_steps)
         if not self.should_poll(t, final):
             return RouterDecision("continue", float("nan"), t)
-        score = self.score_prefix(prefix_steps, item, p_hat, judge_label=judge_label)
+        score = self.score_prefix(prefix_steps, item, p_hat, judge_label=judge_label, item_features=item_features)
         action: Action = "escalate" if score >= self.threshold_at(t) else "continue"
         return RouterDecision(action, score, t)
 

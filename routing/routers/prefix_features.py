@@ -18,42 +18,54 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 
-def _lexicon(*phrases: str) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in phrases) + r")\b", re.I)
-
-
-CUES: dict[str, re.Pattern[str]] = {
-    "hedge": _lexicon(
+CUES: dict[str, tuple[str, ...]] = {
+    "hedge": (
         "maybe", "might", "perhaps", "possibly", "seems", "seem", "appears", "likely", "unclear", "somewhat",
         "arguably", "probably", "could", "may", "slightly", "partially", "mostly", "relatively", "not sure",
     ),
-    "self_correction": _lexicon(
+    "self_correction": (
         "wait", "actually", "correction", "mistake", "on second thought", "reconsider", "let me re", "oops",
-        "i mean", "rather", "instead", "revise", "i was wrong", "re-evaluate", "upon closer",
+        "i mean", "rather", "instead", "revise", "i was wrong", "re evaluate", "upon closer",
     ),
-    "contrast": _lexicon(
+    "contrast": (
         "but", "however", "although", "though", "whereas", "while", "nevertheless", "yet", "on the other hand",
         "despite", "still",
     ),
-    "negation": re.compile(
-        r"\b(?:not|no|never|none|neither|nor|cannot|fails?|lacks?|missing|incorrect(?:ly)?|wrong|inaccurate|"
-        r"doesn't|don't|isn't|aren't|didn't)\b|n't\b",
-        re.I,
+    "negation": (
+        "not", "no", "never", "none", "neither", "nor", "cannot", "fail", "fails", "lack", "lacks", "missing",
+        "incorrect", "incorrectly", "wrong", "inaccurate", "n't",
     ),
-    "positive": _lexicon(
+    "positive": (
         "correct", "correctly", "accurate", "accurately", "good", "precise", "precisely", "follows", "fulfills",
         "adheres", "directly", "fully", "complete", "relevant", "clear",
     ),
-    "tie": _lexicon("both", "equally", "tie", "similar", "same", "neither", "either"),
-    "verdict": _lexicon("better", "prefer", "preferred", "superior", "therefore", "overall", "in conclusion", "thus"),
+    "tie": ("both", "equally", "tie", "similar", "same", "either"),
+    "verdict": ("better", "prefer", "preferred", "superior", "therefore", "overall", "in conclusion", "thus"),
 }
+_CUE_NAMES = list(CUES)
+# Phrase (as a tuple of lower-case words) -> cue index. Each word position counts at most once.
+_PHRASES: dict[tuple[str, ...], int] = {
+    tuple(phrase.split()): k for k, name in enumerate(_CUE_NAMES) for phrase in CUES[name]
+}
+_MAX_PHRASE = max(len(p) for p in _PHRASES)
+_CUE_TOKEN = re.compile(r"\w+?(?=n't\b)|n't|\w+")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _WORD = re.compile(r"\w+")
 
 
 def _cue_rates(text: str) -> list[float]:
-    words = max(1, len(_WORD.findall(text)))
-    return [len(pattern.findall(text)) / words * 10 for pattern in CUES.values()]
+    """Occurrences of each cue per 10 words (one dictionary pass over the words)."""
+    words = _CUE_TOKEN.findall(text.lower())
+    counts = [0] * len(_CUE_NAMES)
+    phrases = _PHRASES
+    for i in range(len(words)):
+        for size in range(_MAX_PHRASE, 0, -1):
+            cue = phrases.get(tuple(words[i:i + size]))
+            if cue is not None:
+                counts[cue] += 1
+                break
+    scale = 10.0 / max(1, len(words))
+    return [c * scale for c in counts]
 
 
 def number_mismatch(text: str, item_text: str) -> tuple[float, float]:
@@ -101,6 +113,28 @@ class PrefixFeaturizer:
 
     def text_matrix(self, prefix_texts: Sequence[str]) -> sparse.csr_matrix:
         return self.vectorizer_.transform(prefix_texts)
+
+    def text_vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """One text's TF-IDF row as (column indices, values): ``text_matrix`` without its overhead."""
+        analyzer = self.__dict__.get("_analyzer")
+        if analyzer is None:
+            analyzer = self._analyzer = self.vectorizer_.build_analyzer()
+            self._vocabulary = self.vectorizer_.vocabulary_
+            self._idf = self.vectorizer_.idf_
+        counts: dict[int, int] = {}
+        vocabulary = self._vocabulary
+        for term in analyzer(text):
+            column = vocabulary.get(term)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        if not counts:
+            return np.zeros(0, dtype=int), np.zeros(0)
+        columns = np.fromiter(counts.keys(), dtype=int, count=len(counts))
+        values = (1.0 + np.log(np.fromiter(counts.values(), dtype=float, count=len(counts)))) * self._idf[columns]
+        return columns, values / np.sqrt(values @ values)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_analyzer", "_vocabulary", "_idf")}
 
     def dense_row(
         self, prefix_steps: Sequence[str], prefix_text: str, item: dict[str, Any], p_hat: float, item_blob: str
