@@ -103,9 +103,9 @@ def _task_response(request, project, *, claim=None, task=None, notice: str = "",
     if claim is not None:
         task = claim.task
     waiting, capped = selectors.review_waiting_bounded(project=project)
-    context = {"project": project, "notice": notice, "notice_kind": notice_kind, "waiting": waiting,
-               "waiting_capped": capped, "claim_reason": claim.reason if claim else "",
-               "label_keys": _label_keys(project.labels)}
+    context = {"project": project, "role": role_of(request.user, project), "notice": notice,
+               "notice_kind": notice_kind, "waiting": waiting, "waiting_capped": capped,
+               "claim_reason": claim.reason if claim else "", "label_keys": _label_keys(project.labels)}
     if task is not None:
         context.update(selectors.review_task_view(task=task))
     template = "labeling/_task.html" if _is_fragment(request) else "labeling/review.html"
@@ -252,7 +252,7 @@ def run_start(request, project, role):
         else:
             messages.success(request, f"Run {run.pk} started.")
             return redirect("dashboard", project.pk)
-    return render(request, "labeling/run_form.html", {"project": project, "form": form})
+    return render(request, "labeling/run_form.html", {"project": project, "role": role, "form": form})
 
 
 @project_view(Role.ADMIN)
@@ -291,7 +291,7 @@ def budget_cap(request, project, role, budget_id: int):
 @project_view(Role.ADMIN)
 def model_list(request, project, role):
     return render(request, "labeling/models.html", {
-        "project": project, "artifacts": selectors.artifact_list(project=project),
+        "project": project, "role": role, "artifacts": selectors.artifact_list(project=project),
         "kinds": ModelArtifact.Kind.choices,
     })
 
@@ -347,7 +347,7 @@ def import_list(request, project, role):
         else:
             return redirect("import-detail", project.pk, job.pk)
     return render(request, "labeling/imports.html", {
-        "project": project, "form": form, "jobs": selectors.import_job_list(project=project),
+        "project": project, "role": role, "form": form, "jobs": selectors.import_job_list(project=project),
         "export_formats": exports.EXPORT_FORMATS,
     })
 
@@ -355,7 +355,7 @@ def import_list(request, project, role):
 @project_view(Role.ADMIN)
 def import_detail(request, project, role, job_id: int):
     job = get_object_or_404(ImportJob, pk=job_id, project=project)
-    return render(request, "labeling/import_detail.html", {"project": project, "job": job})
+    return render(request, "labeling/import_detail.html", {"project": project, "role": role, "job": job})
 
 
 @project_view(Role.ADMIN)

@@ -12,8 +12,6 @@ from labeling.models import Budget, HumanLabel, Item, ModelArtifact, RoutingRun
 from labeling.services.imports import import_job_create, import_job_run
 from labeling.services.projects import membership_set, project_create
 from labeling.services.queue import review_task_claim_next, review_task_submit
-from labeling.services.runs import routing_run_create
-from labeling.services.training import models_train
 from routing.demo import LABELS, DemoJudgeServer, generate_items
 from tests.e2e.helpers import TABLET, login, screenshot
 from tests.labeling.factories import make_project, make_user
@@ -40,34 +38,63 @@ def _import(project, user, items, name):
     return job.batch
 
 
-def trained_demo_project(judge_server, admin):
-    """What `manage.py demo` does, smaller: seed run, simulated human labels, training; a fresh batch waits."""
+def demo_project(judge_server, admin):
+    """The `manage.py demo` project, smaller: a seed batch and a fresh batch, judged by the demo judge."""
     project = project_create(name="Shapes", question="Does the caption accurately describe the image?",
                              labels=list(LABELS), item_kind="image_caption", judge_model="demo-pixels",
                              judge_base_url=judge_server.base_url, default_budget_rate=0.3, created_by=admin)
-    simulated = make_user("simulated")
-    membership_set(project=project, user=simulated, role="annotator")
     items = generate_items(SEED_ITEMS + ROUTE_ITEMS, random_state=0)
     seed_batch = _import(project, admin, items[:SEED_ITEMS], "seed.jsonl")
     route_batch = _import(project, admin, items[SEED_ITEMS:], "batch.jsonl")
+    return project, seed_batch, route_batch
+
+
+def simulate_annotators(project) -> None:
+    """Stand-in humans for the seed run (as the demo does): they answer with the generator's truth."""
+    simulated = make_user("simulated")
+    membership_set(project=project, user=simulated, role="annotator")
     truth = dict(Item.objects.filter(project=project).values_list("external_id", "meta__demo_truth"))
-    routing_run_create(project=project, batch=seed_batch, kind=RoutingRun.Kind.SEED, actor=admin)
     while (claim := review_task_claim_next(project=project, user=simulated)) is not None:
         label = review_task_submit(task_id=claim.task.pk, user=simulated, label=truth[claim.task.item.external_id])
         HumanLabel.objects.filter(pk=label.pk).update(source=HumanLabel.Source.SIMULATED)
-    models_train(project=project, actor=admin)
-    return project, route_batch
+
+
+def start_run(page, batch, *, kind: str, budget: str = "Project default") -> None:
+    page.get_by_role("link", name="Start a run").first.click()
+    page.get_by_label("Kind").select_option(kind)
+    page.get_by_label("Batch").select_option(str(batch.pk))
+    page.get_by_label(budget).check()
+
+
+def submit_slow(page, button: str) -> None:
+    """Click a button whose request does real work (eager Celery runs the whole run in the request)."""
+    with page.expect_navigation(timeout=180000):
+        page.get_by_role("button", name=button).click(timeout=180000)
 
 
 def test_admin_sets_a_budget_starts_a_run_and_sees_it_reach_100_percent(live_server, new_page, judge_server):
     admin = make_user("boss", staff=True)
-    project, route_batch = trained_demo_project(judge_server, admin)
-    seed_budget = Budget.objects.get(project=project)
+    project, seed_batch, route_batch = demo_project(judge_server, admin)
     page = new_page()
     login(page, live_server, "boss")
     page.goto(f"{live_server.url}/projects/{project.pk}/dashboard/")
 
-    # Set a budget: an invalid cap (below what is spent) is refused with a message, a valid one is saved.
+    # A seed run from the UI; simulated annotators label it; models are trained from the UI.
+    start_run(page, seed_batch, kind="seed")
+    submit_slow(page, "Start the run")
+    simulate_annotators(project)
+    page.get_by_role("link", name="Models").click()
+    submit_slow(page, "Train new versions")
+    page.locator(".msg.success", has_text="Training queued").wait_for()
+    assert page.locator("#artifacts tbody tr", has_text="active").count() >= 2
+    page.get_by_label("Model").select_option("router")
+    page.get_by_role("button", name="Activate the previous version").click()
+    page.locator(".msg.error", has_text="no earlier version").wait_for()
+    screenshot(page, "models")
+
+    # Set a budget: a cap below what is spent is refused with a message, a valid one is saved.
+    seed_budget = Budget.objects.get(project=project)
+    page.get_by_role("link", name="Dashboard").click()
     cap_input = page.get_by_label(f"New cap for {seed_budget.name}")
     cap_input.evaluate("el => el.removeAttribute('min')")
     cap_input.fill("0")
@@ -78,16 +105,14 @@ def test_admin_sets_a_budget_starts_a_run_and_sees_it_reach_100_percent(live_ser
     page.locator(".msg.success", has_text="now capped").wait_for()
     assert Budget.objects.get(pk=seed_budget.pk).cap == seed_budget.cap + 5
 
-    # Start a routing run over the fresh batch with an absolute cap (validated: a cap is required).
-    page.get_by_role("link", name="Start a run").first.click()
-    page.get_by_label("Batch").select_option(str(route_batch.pk))
-    page.get_by_label("An absolute cap").check()
+    # A routing run over the fresh batch with an absolute cap (validated: the cap is required).
+    start_run(page, route_batch, kind="route", budget="An absolute cap")
     page.get_by_role("button", name="Start the run").click()
     page.locator(".error", has_text="Give a cap").wait_for()
     screenshot(page, "run-form")
     page.get_by_label("Cap (items)").fill("6")
-    page.get_by_role("button", name="Start the run").click()
-    page.wait_for_url(f"{live_server.url}/projects/{project.pk}/dashboard/", timeout=120000)
+    submit_slow(page, "Start the run")
+    assert page.url == f"{live_server.url}/projects/{project.pk}/dashboard/"
 
     run = RoutingRun.objects.filter(project=project, kind=RoutingRun.Kind.ROUTE).get()
     row = page.locator(f"#run-{run.pk}")
@@ -100,13 +125,6 @@ def test_admin_sets_a_budget_starts_a_run_and_sees_it_reach_100_percent(live_ser
     page.set_viewport_size(TABLET)
     assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     screenshot(page, "dashboard-tablet")
-
-    # Models: roll back the router, then activate the newest version again.
-    page.get_by_role("link", name="Models").click()
-    page.get_by_label("Model").select_option("router")
-    page.get_by_role("button", name="Activate the previous version").click()
-    page.locator(".msg.error", has_text="no earlier version").wait_for()
-    screenshot(page, "models")
     assert ModelArtifact.objects.filter(project=project, kind="router", is_active=True).count() == 1
 
 
