@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         membership_set(project=project, user=annotator, role="annotator")
         started = time.perf_counter()
         _populate(project.pk, args.items, args.open_tasks)
-        print(f"populated {args.items:,} items / {args.open_tasks:,} open tasks in {time.perf_counter() - started:.0f} s")
+        seconds = time.perf_counter() - started
+        print(f"populated {args.items:,} items / {args.open_tasks:,} open tasks in {seconds:.0f} s")
 
     client = Client()
     client.force_login(annotator)

@@ -14,10 +14,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CONTRAST = """() => {
   const parse = c => c.match(/[\\d.]+/g).slice(0, 4).map(Number);
-  const lum = ([r, g, b]) => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-                               return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
-  const background = el => { for (; el; el = el.parentElement) { const c = parse(getComputedStyle(el).backgroundColor);
-                                                              if (c.length < 4 || c[3] > 0) return c; } return [255, 255, 255]; };
+  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  const background = el => {
+    for (; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255];
+  };
   const worst = [];
   for (const el of document.querySelectorAll('main *, nav *')) {
     if (!el.offsetParent || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
@@ -30,7 +35,8 @@ CONTRAST = """() => {
 
 UNLABELLED = """() => [...document.querySelectorAll('button, input:not([type=hidden]), select, textarea, a[href]')]
   .filter(el => el.offsetParent !== null)
-  .filter(el => !(el.getAttribute('aria-label') || (el.labels && el.labels.length) || el.textContent.trim() || el.title))
+  .filter(el => !(el.getAttribute('aria-label') || (el.labels && el.labels.length) || el.textContent.trim()
+                   || el.title))
   .map(el => el.outerHTML.slice(0, 80))"""
 
 
@@ -75,10 +81,11 @@ def test_pages_have_labels_contrast_and_focus_and_fit_the_width(live_server, new
     make_user("boss", superuser=True)
     page = new_page(viewport)
     login(page, live_server, "boss")
-    for path in ("/", f"/projects/{project.pk}/", f"/projects/{project.pk}/review/", f"/projects/{project.pk}/reviews/",
-                 f"/projects/{project.pk}/dashboard/", f"/projects/{project.pk}/runs/new",
-                 f"/projects/{project.pk}/models/", f"/projects/{project.pk}/imports/"):
+    base = f"/projects/{project.pk}"
+    for path in ("/", f"{base}/", f"{base}/review/", f"{base}/reviews/", f"{base}/dashboard/", f"{base}/runs/new",
+                 f"{base}/models/", f"{base}/imports/"):
         page.goto(live_server.url + path)
+        assert page.locator("nav.project-nav").count() == (0 if path == "/" else 1), path
         assert page.evaluate(UNLABELLED) == [], path
         assert page.evaluate(CONTRAST) == [], path
         assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), path
