@@ -41,11 +41,53 @@ def load_results() -> dict[str, Any]:
     return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
 
+def load_average() -> float:
+    """The 1-minute load average now (the machine is shared: every figure says how busy it was)."""
+    return round(os.getloadavg()[0], 2)
+
+
 def save_results(section: str, figures: dict[str, Any]) -> None:
+    """Replace one section of bench/results.json; the other sections stay as they were."""
     results = load_results()
-    results[section] = {**figures, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "machine": machine()}
+    results[section] = {"load_average": load_average(), **figures,
+                        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
     RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def percentiles_ms(seconds: list[float], prefix: str) -> dict[str, float]:
+    """{prefix_p50_ms, prefix_p95_ms, prefix_p99_ms, prefix_max_ms, prefix_n} of latencies in seconds."""
+    import numpy as np
+
+    if not seconds:
+        return {f"{prefix}_n": 0}
+    values = np.asarray(seconds) * 1000
+    figures = {f"{prefix}_p{q}_ms": round(float(np.percentile(values, q)), 2) for q in (50, 95, 99)}
+    figures[f"{prefix}_max_ms"] = round(float(values.max()), 2)
+    figures[f"{prefix}_n"] = len(seconds)
+    return figures
+
+
+def bench_env(database: str, **extra: str) -> dict[str, str]:
+    """Environment for the app, workers and helper processes of one benchmark on a scratch database."""
+    env = {**os.environ, "DATABASE_URL": scratch_database(database), "DJANGO_DEBUG": "false",
+           "DJANGO_LOG_LEVEL": "WARNING", "TRACELAB_VAR_DIR": f"/tmp/tracelab-bench-{database}", **extra}
+    return env
+
+
+def django_setup(env: dict[str, str]) -> None:
+    """Configure Django in this process on the benchmark's database (once per process) and migrate."""
+    os.environ.update({k: v for k, v in env.items() if k in ("DATABASE_URL", "REDIS_URL", "CELERY_QUEUE",
+                                                           "DJANGO_DEBUG", "DJANGO_LOG_LEVEL", "TRACELAB_VAR_DIR",
+                                                           "DJANGO_MEDIA_ROOT", "TRACELAB_ROUTE_LEASE_SECONDS")})
+    if "REDIS_URL" not in env:
+        os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracelab.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
 
 
 def free_port() -> int:
