@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 
 from routing.features import ItemFeaturizer
 
-__all__ = ["DisagreementScorer"]
+__all__ = ["DisagreementScorer", "out_of_fold_disagreement"]
 
 
 class DisagreementScorer:
@@ -106,3 +106,23 @@ class DisagreementScorer:
     def predict_disagreement(self, X: np.ndarray | Sequence[dict[str, Any]]) -> np.ndarray:
         """p̂ for each item, shape (n,)."""
         return self.predict_proba(X)[:, 1]
+
+
+def out_of_fold_disagreement(
+    X: np.ndarray, y: Sequence[int], groups: Sequence[str], *, folds: int = 4, model: str = "mlp",
+    random_state: int = 0,
+) -> np.ndarray:
+    """p̂ for every row from a scorer that never saw the row's group (K group folds).
+
+    Feed these, not in-sample p̂, to anything trained on the same rows (the prefix router): an
+    in-sample p̂ looks far more reliable than it will be on new items.
+    """
+    X = np.asarray(X)
+    y = np.asarray(y, dtype=int)
+    groups = np.asarray(groups)
+    out = np.zeros(len(y))
+    n_folds = min(folds, len(set(groups.tolist())))
+    for inner, outer in GroupKFold(n_splits=n_folds).split(X, y, groups):
+        scorer = DisagreementScorer(model=model, random_state=random_state)
+        out[outer] = scorer.fit(X[inner], y[inner], groups=groups[inner]).predict_disagreement(X[outer])
+    return out

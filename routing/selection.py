@@ -10,16 +10,16 @@ table is kept for the report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from routing.deployment import DeploymentOutcome, Pacing, TraceReplay, deploy_budgeted
+from routing.deployment import DeploymentOutcome, Pacing, StepScores, TraceReplay, deploy_budgeted
 from routing.routers.base import StepwiseRouter
 
-__all__ = ["Design", "SelectionResult", "candidate_thresholds", "policy_grid", "select_router"]
+__all__ = ["Design", "SelectionResult", "candidate_thresholds", "policy_grid", "score_key", "select_router"]
 
 
 @dataclass
@@ -81,7 +81,7 @@ def _evaluate(design: Design, step_scores, replays, p_hat, wrong, rho, totals) -
 
 def select_router(
     designs: Sequence[Design],
-    step_scores: dict[int, Sequence[np.ndarray]],
+    step_scores: StepScores | Sequence[np.ndarray] | Mapping[int, StepScores | Sequence[np.ndarray]],
     replays: Sequence[TraceReplay],
     p_hat: np.ndarray,
     wrong: np.ndarray,
@@ -89,15 +89,22 @@ def select_router(
 ) -> SelectionResult:
     """Replay every design on D_dev and pick argmin loss s.t. escalation ≤ ρ, ties by lower effort.
 
-    ``step_scores`` maps ``id(design.router's model)`` — see ``score_key`` — to the router's scores on
-    D_dev, so designs sharing a fitted model share one scoring pass.
+    All designs share one fitted scoring model (they differ in policy and deployment options), so
+    ``step_scores`` — its scores after every step of every D_dev trace — is computed once. A mapping
+    ``{score_key(router): scores}`` is accepted too (designs over several fitted models).
     """
+    if isinstance(step_scores, Mapping):
+        by_model = {k: v if isinstance(v, StepScores) else StepScores(v) for k, v in step_scores.items()}
+    else:
+        shared = step_scores if isinstance(step_scores, StepScores) else StepScores(step_scores)
+        by_model = None
     wrong = np.asarray(wrong, dtype=bool)
     totals = np.array([max(1, r.total_tokens) for r in replays], dtype=float)
     table: list[dict[str, Any]] = []
     best: tuple[tuple[float, float], Design] | None = None
     for design in designs:
-        row, _ = _evaluate(design, step_scores[score_key(design.router)], replays, p_hat, wrong, rho, totals)
+        scores = shared if by_model is None else by_model[score_key(design.router)]
+        row, _ = _evaluate(design, scores, replays, p_hat, wrong, rho, totals)
         row["feasible"] = row["escalation_rate"] <= rho + 1e-12
         table.append(row)
         if row["feasible"]:

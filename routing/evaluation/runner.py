@@ -23,9 +23,10 @@ from routing.metrics import METRICS, RunOutcome, bootstrap_ci, compute_metrics, 
 from routing.routers.ablations import NoTraceRouter, full_trace_router
 from routing.routers.base import StepwiseRouter
 from routing.routers.learned import LearnedPrefixRouter, judge_wrong
+from routing.routers.llm import LLMRouter
 from routing.routers.prefix_features import item_text
 from routing.scorer import DisagreementScorer
-from routing.selection import Design, candidate_thresholds, policy_grid, select_router, score_key
+from routing.selection import Design, candidate_thresholds, policy_grid, select_router
 from routing.splits import Split, embed_texts, grouped_random_split, shift_measures, topic_shift_split
 from routing.tracelog import TraceRecord
 
@@ -92,7 +93,9 @@ def _fit_routers(
 
 
 def _score(router: StepwiseRouter, idx, steps, inputs, p_hat, labels, g) -> list[np.ndarray]:
-    every_step = router.with_policy(min_step=1, delta=1)
+    # Learned routers are cheap: score every step so that designs with any Δ can be replayed. The
+    # LLM router costs one request per decision: only its own polling steps are scored.
+    every_step = router if isinstance(router, LLMRouter) else router.with_policy(min_step=1, delta=1)
     return every_step.score_traces(
         [steps[i] for i in idx], [inputs[i] for i in idx], p_hat[idx], [labels[i] for i in idx], g[idx]
     )
@@ -174,7 +177,7 @@ def _run_seed(
             router = routers[router_name]
             dev = scores[router_name]["dev"]
             designs = _router_designs(method, router, dev, p_hat[sel_idx])
-            result = select_router(designs, {score_key(router): dev}, sel_replays, p_hat[sel_idx], wrong[sel_idx], rho)
+            result = select_router(designs, dev, sel_replays, p_hat[sel_idx], wrong[sel_idx], rho)
             deployed = result.best.deploy(scores[router_name]["test"], test_replays, p_hat[te], rho)
             outcomes[method] = RunOutcome(wrong[te], deployed.escalated, deployed.tokens, test_totals, deployed.router_calls)
             selected[method] = result.best.describe()

@@ -10,8 +10,9 @@ from routing.routers.ablations import NoTraceRouter, full_trace_router
 from routing.routers.base import RouterDecision, StepwiseRouter
 from routing.routers.io import dump_model_bytes, load_model, load_model_bytes, save_model
 from routing.routers.learned import LearnedPrefixRouter, judge_wrong
+from routing.routers.llm import LLMRouter
 
 __all__ = [
-    "LearnedPrefixRouter", "NoTraceRouter", "RouterDecision", "StepwiseRouter", "dump_model_bytes",
+    "LLMRouter", "LearnedPrefixRouter", "NoTraceRouter", "RouterDecision", "StepwiseRouter", "dump_model_bytes",
     "full_trace_router", "judge_wrong", "load_model", "load_model_bytes", "save_model",
 ]
