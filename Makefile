@@ -22,10 +22,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || [ -x $(CHROMIUM) ] || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# The demo judge keeps serving beside the app, so runs started from the UI reach it too.
 demo: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) -m routing.demo.judge_server --port 8002 --tokens-per-second 40 & judge=$$!; \
+	  trap 'kill $$judge 2>/dev/null' EXIT INT TERM; \
+	  echo "serving http://127.0.0.1:8000/ (the demo judge on :8002); Ctrl-C stops"; \
+	  $(PY) manage.py runserver --noreload 127.0.0.1:8000
 
 serve: install
 	$(PY) manage.py migrate --noinput

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
 import socket
 
@@ -44,14 +45,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         say = self.stderr.write if options["verbosity"] else (lambda *_: None)
+        if os.environ.get("OPENAI_API_KEY"):
+            # A real vision model (OPENAI_BASE_URL / TRACELAB_JUDGE_MODEL choose which) instead of the stand-in.
+            say("OPENAI_API_KEY is set: the demo uses the real judge configured in the environment")
+            self.stdout.write(json.dumps(self._run("", os.environ.get("TRACELAB_JUDGE_MODEL", "gpt-4o-mini"),
+                                                   options, say)))
+            return
         server = DemoJudgeServer(port=_free_port(options["judge_port"]), tokens_per_second=0).start()
         try:
-            summary = self._run(server, options, say)
+            summary = self._run(server.base_url, "tracelab-demo-judge", options, say)
         finally:
             server.stop()
         self.stdout.write(json.dumps(summary))
 
-    def _run(self, server, options, say) -> dict:
+    def _run(self, judge_base_url: str, judge_model: str, options, say) -> dict:
         admin_password, annotator_password = secrets.token_urlsafe(9), secrets.token_urlsafe(9)
         admin = user_ensure(username="admin", password=admin_password, is_superuser=True)
         annotator = user_ensure(username="annotator", password=annotator_password)
@@ -59,7 +66,7 @@ class Command(BaseCommand):
         Project.objects.filter(name=PROJECT_NAME).delete()
         project = project_create(
             name=PROJECT_NAME, question="Does the caption accurately describe the image?", labels=list(LABELS),
-            item_kind="image_caption", judge_model="demo-pixels", judge_base_url=server.base_url,
+            item_kind="image_caption", judge_model=judge_model, judge_base_url=judge_base_url,
             default_budget_rate=options["budget"], created_by=admin,
             instructions="Answer yes only if every part of the caption is true of the picture.",
         )
@@ -85,6 +92,9 @@ class Command(BaseCommand):
         run = routing_run_create(project=project, batch=route_batch, kind=RoutingRun.Kind.ROUTE,
                                  rate=options["budget"], actor=admin)
         run.refresh_from_db()
+        if judge_base_url:  # afterwards the app reaches the demo judge that `make demo` serves beside it
+            Project.objects.filter(pk=project.pk).update(
+                judge_base_url=f"http://127.0.0.1:{options['judge_port']}/v1")
         return _summary(run, truth, items[seed_n:])
 
 
