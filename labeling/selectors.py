@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, Q, QuerySet
 
-from labeling.models import Budget, ImportJob, Item, Project, ReviewTask
+from labeling.models import Budget, HumanLabel, ImportJob, Item, Project, ReviewTask
 
 
 def project_list_for(*, user) -> QuerySet[Project]:
@@ -71,7 +71,14 @@ def run_progress(*, run) -> dict:
     tokens = JudgeRun.objects.filter(run=run).aggregate(
         output=Sum("output_tokens"), input=Sum("input_tokens"), latency_ms=Sum("latency_ms"),
         stopped=Count("id", filter=Q(status=JudgeRun.Status.STOPPED_EARLY)),
+        stopped_output=Sum("output_tokens", filter=Q(status=JudgeRun.Status.STOPPED_EARLY)),
+        completed=Count("id", filter=Q(status=JudgeRun.Status.COMPLETED)),
+        completed_output=Sum("output_tokens", filter=Q(status=JudgeRun.Status.COMPLETED)),
     )
+    # A stopped stream's full length is never seen: estimate it by the run's mean completed length.
+    mean_full = (tokens["completed_output"] or 0) / tokens["completed"] if tokens["completed"] else 0.0
+    saved = max(0.0, mean_full * tokens["stopped"] - (tokens["stopped_output"] or 0))
+    lead_time = HumanLabel.objects.filter(task__run=run).aggregate(s=Sum("lead_time_seconds"))["s"] or 0.0
     budget = run.budget
     return {
         "id": run.pk, "kind": run.kind, "state": run.state, "items": total, "finished": finished,
@@ -80,6 +87,7 @@ def run_progress(*, run) -> dict:
         "budget": None if budget is None else {"cap": budget.cap, "spent": budget.spent, "remaining": budget.remaining},
         "judge_output_tokens": tokens["output"] or 0, "judge_input_tokens": tokens["input"] or 0,
         "judge_latency_ms": tokens["latency_ms"] or 0, "stopped_early": tokens["stopped"],
+        "judge_output_tokens_saved_estimate": round(saved), "human_lead_time_seconds": round(lead_time, 1),
         "router_calls": RouterDecision.objects.filter(judge_run__run=run, step__gt=0).count(),
         "failed": states.get(RunItem.State.FAILED, 0),
         "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,

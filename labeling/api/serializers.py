@@ -201,6 +201,8 @@ class RunSerializer(serializers.Serializer):
     judge_output_tokens = serializers.IntegerField()
     judge_input_tokens = serializers.IntegerField()
     stopped_early = serializers.IntegerField()
+    judge_output_tokens_saved_estimate = serializers.IntegerField()
+    human_lead_time_seconds = serializers.FloatField()
     router_calls = serializers.IntegerField()
     failed = serializers.IntegerField()
     created_at = serializers.DateTimeField()
