@@ -103,8 +103,9 @@ def review_waiting_bounded(*, project: Project | int, cap: int = REVIEW_COUNT_CA
     """(open or leased review tasks, whether the count hit ``cap``): a LIMITed count on the claim index,
     so the review page stays cheap however long the queue is."""
     project_id = project if isinstance(project, int) else project.pk
+    # order_by() drops the model's default ordering, which would sort every waiting task before the LIMIT.
     n = (ReviewTask.objects.filter(project_id=project_id, state__in=[ReviewTask.State.OPEN, ReviewTask.State.LEASED])
-         .values("id")[:cap].count())
+         .order_by().values("id")[:cap].count())
     return n, n >= cap
 
 
