@@ -86,12 +86,15 @@ def select_router(
     p_hat: np.ndarray,
     wrong: np.ndarray,
     rho: float,
+    loss_tolerance: float = 0.0,
 ) -> SelectionResult:
     """Replay every design on D_dev and pick argmin loss s.t. escalation ≤ ρ, ties by lower effort.
 
     All designs share one fitted scoring model (they differ in policy and deployment options), so
     ``step_scores`` — its scores after every step of every D_dev trace — is computed once. A mapping
     ``{score_key(router): scores}`` is accepted too (designs over several fitted models).
+    ``loss_tolerance``: designs whose loss is within this of the lowest count as tied (e.g. one dev
+    item, 1/n: a difference the dev set cannot resolve), and the lowest effort among them wins.
     """
     if isinstance(step_scores, Mapping):
         by_model = {k: v if isinstance(v, StepScores) else StepScores(v) for k, v in step_scores.items()}
@@ -101,22 +104,20 @@ def select_router(
     wrong = np.asarray(wrong, dtype=bool)
     totals = np.array([max(1, r.total_tokens) for r in replays], dtype=float)
     table: list[dict[str, Any]] = []
-    best: tuple[tuple[float, float], Design] | None = None
     for design in designs:
         scores = shared if by_model is None else by_model[score_key(design.router)]
         row, _ = _evaluate(design, scores, replays, p_hat, wrong, rho, totals)
         row["feasible"] = row["escalation_rate"] <= rho + 1e-12
-        table.append(row)
-        if row["feasible"]:
-            key = (round(row["loss"], 12), round(row["effort"], 12))
-            if best is None or key < best[0]:
-                best = (key, design)
-    if best is None:
-        raise ValueError("no design meets the escalation budget on D_dev")
-    for row in table:
         row["selected"] = False
-    table[[d is best[1] for d in designs].index(True)]["selected"] = True
-    return SelectionResult(best=best[1], table=table)
+        table.append(row)
+    feasible = [k for k, row in enumerate(table) if row["feasible"]]
+    if not feasible:
+        raise ValueError("no design meets the escalation budget on D_dev")
+    lowest = min(table[k]["loss"] for k in feasible)
+    tied = [k for k in feasible if table[k]["loss"] <= lowest + loss_tolerance + 1e-12]
+    chosen = min(tied, key=lambda k: (table[k]["effort"], table[k]["loss"], k))
+    table[chosen]["selected"] = True
+    return SelectionResult(best=designs[chosen], table=table)
 
 
 def score_key(router: StepwiseRouter) -> int:

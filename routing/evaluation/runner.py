@@ -177,7 +177,9 @@ def _run_seed(
             router = routers[router_name]
             dev = scores[router_name]["dev"]
             designs = _router_designs(method, router, dev, p_hat[sel_idx])
-            result = select_router(designs, dev, sel_replays, p_hat[sel_idx], wrong[sel_idx], rho)
+            # Losses within one selection item of the best are indistinguishable: take the cheaper design.
+            result = select_router(designs, dev, sel_replays, p_hat[sel_idx], wrong[sel_idx], rho,
+                                   loss_tolerance=1.0 / len(sel_idx))
             deployed = result.best.deploy(scores[router_name]["test"], test_replays, p_hat[te], rho)
             outcomes[method] = RunOutcome(wrong[te], deployed.escalated, deployed.tokens, test_totals, deployed.router_calls)
             selected[method] = result.best.describe()

@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from routing.features import ItemFeaturizer
 from routing.routers.base import StepwiseRouter
-from routing.routers.prefix_features import PrefixFeaturizer, item_text
+from routing.routers.prefix_features import PrefixFeaturizer, item_number_set
 from routing.steps import parse_steps
 from routing.tracelog import TraceRecord
 
@@ -81,11 +81,11 @@ class LearnedPrefixRouter(StepwiseRouter):
         return self.item_featurizer_.transform(items)
 
     def prepare(self, item: dict[str, Any], item_features: np.ndarray | None = None) -> None:
-        """Cache the item's text and g(x) for the decisions that follow (one item at a time)."""
+        """Cache the item's numbers and g(x) for the decisions that follow (one item at a time)."""
         g = self._item_matrix([item], None if item_features is None else np.asarray(item_features)[None, :])[0]
-        self._prepared = (item, item_text(item), g)
+        self._prepared = (item, item_number_set(item), g)
 
-    def _prepared_for(self, item: dict[str, Any], item_features: np.ndarray | None) -> tuple[str, np.ndarray]:
+    def _prepared_for(self, item: dict[str, Any], item_features: np.ndarray | None) -> tuple[set[str], np.ndarray]:
         cached = self.__dict__.get("_prepared")
         if cached is None or cached[0] is not item:
             self.prepare(item, item_features)
@@ -122,10 +122,9 @@ class LearnedPrefixRouter(StepwiseRouter):
                 ps.append(float(p))
                 ys.append(y)
                 weights.append(1.0 / len(ts))
-        texts = [" ".join(prefix) for prefix in prefixes]
-        self.featurizer_ = PrefixFeaturizer(max_features=self.max_features).fit(texts, [r.input for r in records])
-        text_x = self.featurizer_.text_matrix(texts)
-        dense = self.featurizer_.dense_matrix(prefixes, texts, [records[k].input for k in owners], ps)
+        self.featurizer_ = PrefixFeaturizer(max_features=self.max_features).fit(steps, [r.input for r in records])
+        text_x = self.featurizer_.text_matrix(prefixes)
+        dense = self.featurizer_.dense_matrix(prefixes, [records[k].input for k in owners], ps)
         self.scaler_ = StandardScaler().fit(dense)
         x_dense = np.hstack([self._scale(dense), g_all[owners]])
         y = np.asarray(ys)
@@ -163,15 +162,14 @@ class LearnedPrefixRouter(StepwiseRouter):
         return self.estimator_.predict_proba(np.hstack([self.svd_.transform(text_x) * 4.0, x_dense]))[:, 1]
 
     def score_prefix(self, prefix_steps, item, p_hat, *, judge_label=None, item_features=None) -> float:
-        text = " ".join(prefix_steps)
-        blob, g = self._prepared_for(item, item_features)
-        dense = np.asarray([self.featurizer_.dense_row(prefix_steps, text, item, float(p_hat), blob)])
+        numbers, g = self._prepared_for(item, item_features)
+        dense = np.asarray([self.featurizer_.dense_row(prefix_steps, item, float(p_hat), numbers)])
         if self.model == "logreg":
-            columns, values = self.featurizer_.text_vector(text)
+            columns, values = self.featurizer_.text_vector(prefix_steps)
             x_dense = np.concatenate([self._scale(dense)[0], g])
             logit = values @ self.text_coef_[columns] + x_dense @ self.dense_coef_ + self.intercept_
             return float(1.0 / (1.0 + np.exp(-logit)))
-        return float(self._scores(self.featurizer_.text_matrix([text]), dense, g[None, :])[0])
+        return float(self._scores(self.featurizer_.text_matrix([prefix_steps]), dense, g[None, :])[0])
 
     def score_traces(self, steps, items, p_hat, judge_labels, item_features=None) -> list[np.ndarray]:
         g_items = self._item_matrix(list(items), item_features)
@@ -184,9 +182,8 @@ class LearnedPrefixRouter(StepwiseRouter):
         out = [np.full(len(s), np.nan) for s in steps]
         if not prefixes:
             return out
-        texts = [" ".join(p) for p in prefixes]
-        dense = self.featurizer_.dense_matrix(prefixes, texts, [items[i] for i in owners], [p_hat[i] for i in owners])
-        scores = self._scores(self.featurizer_.text_matrix(texts), dense, g_items[owners])
+        dense = self.featurizer_.dense_matrix(prefixes, [items[i] for i in owners], [p_hat[i] for i in owners])
+        scores = self._scores(self.featurizer_.text_matrix(prefixes), dense, g_items[owners])
         for score, i, pos in zip(scores, owners, positions):
             out[i][pos] = score
         return out
