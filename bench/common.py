@@ -152,3 +152,98 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+@contextmanager
+def celery_workers(env: dict[str, str], count: int, *, concurrency: int = 1, log_dir: str | Path = "/tmp"):
+    """`count` Celery worker processes (prefork, `concurrency` children each) on env's CELERY_QUEUE; yields
+    the Popen objects (each a process-group leader, so a stop takes its pool children along)."""
+    import signal
+
+    queue = env["CELERY_QUEUE"]
+    procs: list[subprocess.Popen] = []
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        for k in range(count):
+            log = open(Path(log_dir) / f"worker{k}.log", "w")
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "tracelab", "worker", "-Q", queue, "-n", f"w{k}-{queue}@%h",
+                 "--concurrency", str(concurrency), "--pool", "prefork", "--without-gossip", "--without-mingle",
+                 "--without-heartbeat", "--loglevel", "WARNING"],
+                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True))
+        _wait_ready(queue, count)
+        yield procs
+    finally:
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _wait_ready(queue: str, count: int, timeout: float = 180.0) -> None:
+    """Block until `count` workers of this queue answer a control ping (boot time is not throughput)."""
+    from tracelab.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        replies = app.control.ping(timeout=1.0) or []
+        if sum(any(f"-{queue}@" in name for name in reply) for reply in replies) >= count:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{count} Celery workers on {queue} did not start within {timeout:.0f} s")
+
+
+def pool_children(proc: subprocess.Popen) -> list[int]:
+    """The pool processes of a prefork Celery worker."""
+    out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in out]
+
+
+def run_inconsistencies(run) -> dict[str, int]:
+    """Counts of what must be zero after a routing run: items not in exactly one terminal state, open work
+    left, double charges, streaming judge runs left behind."""
+    from django.db.models import Count, Q
+
+    from labeling.models import Item, JudgeRun, LedgerEntry, ReviewTask, RunItem
+
+    run.refresh_from_db()
+    run.budget.refresh_from_db()
+    items = Item.objects.filter(run_items__run=run)
+    open_tasks = dict(ReviewTask.objects.filter(item__in=items, state__in=["open", "leased"])
+                      .values_list("item_id").annotate(n=Count("id")))
+    bad = 0
+    for item_id, state, final_label in items.values_list("id", "state", "final_label"):
+        expected_tasks = 1 if state == "awaiting_review" else 0
+        labelled = state in ("auto_labeled", "human_labeled")
+        if state in ("pending", "routing") or open_tasks.get(item_id, 0) != expected_tasks \
+                or (final_label is not None) != labelled:
+            bad += 1
+    entries = LedgerEntry.objects.filter(budget=run.budget)
+    return {
+        "inconsistent_items": bad,
+        "run_items_not_terminal": RunItem.objects.filter(run=run).exclude(state__in=["done", "failed"]).count(),
+        "double_charges": entries.values("item_id").annotate(n=Count("id")).filter(n__gt=1).count()
+        + int(entries.count() != run.budget.spent),
+        "over_cap": int(run.budget.spent > run.budget.cap),
+        "streaming_judge_runs_left": JudgeRun.objects.filter(run=run, status="streaming").count(),
+        "leases_left": RunItem.objects.filter(run=run, state="claimed").count()
+        + ReviewTask.objects.filter(Q(item__in=items), state="leased").count(),
+    }
+
+
+def wait_for_run(run, timeout: float) -> bool:
+    """Poll until the routing run is completed, failed or cancelled; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.state in ("completed", "failed", "cancelled"):
+            return True
+        time.sleep(0.5)
+    return False

@@ -1,0 +1,155 @@
+"""Pipeline throughput: two Celery workers route a batch through the replay judge.
+
+python -m bench.pipeline_throughput [--items 10000] [--paced-items 200] [--workers 2]
+
+1. Instant judge (tokens_per_second=0, tokens_per_chunk=16): N items from run start to run completed →
+   items/s, and per worker.
+2. Paced judge at 50 tokens/s on a smaller batch: the share of the workers' wall time that is not spent
+   streaming the judge (Σ stream seconds reported by the replay server vs workers × run wall time), and the
+   same share inside judge runs only (JudgeRun started→finished vs that item's stream).
+
+The project is the synthetic trained stack of tests/labeling/pipeline_support.py (a real scorer and
+router trained from 120 labelled traces). Goals (issue 7): ≥ 50 items/s per worker; overhead ≤ 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+
+from bench.common import bench_env, celery_workers, django_setup, run_inconsistencies, save_results, wait_for_run
+
+
+def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk: int, timeout: float):
+    from labeling.models import JudgeRun
+    from labeling.services.runs import routing_run_create
+    from routing.replay_server import ReplayServer
+
+    with ReplayServer(records, tokens_per_second=tokens_per_second, tokens_per_chunk=tokens_per_chunk) as server:
+        project.judge_base_url = server.base_url
+        project.save(update_fields=["judge_base_url"])
+        started = time.perf_counter()
+        run = routing_run_create(project=project, batch=batch, kind="route", rate=0.3)
+        created = time.perf_counter() - started
+        finished = wait_for_run(run, timeout)
+        wall = time.perf_counter() - started
+        server.wait_idle(5)
+        logs = server.requests()
+    streams = {log.record_id: log.duration_s for log in logs if log.stream}
+    judge_walls = [(jr.finished_at - jr.started_at).total_seconds() for jr in
+                   JudgeRun.objects.filter(run=run, finished_at__isnull=False)]
+    judged = list(JudgeRun.objects.filter(run=run, finished_at__isnull=False)
+                  .values_list("item__external_id", "started_at", "finished_at"))
+    inside = [((fin - start).total_seconds(), streams.get(ext, 0.0)) for ext, start, fin in judged]
+    return run, {"finished": finished, "wall_seconds": wall, "create_seconds": created,
+                 "stream_seconds": sum(streams.values()), "streams": len(streams),
+                 "judge_run_seconds": sum(judge_walls), "inside": inside}
+
+
+def profile(project, n: int) -> dict:
+    """cProfile of n `run_route_next` steps in this process (instant judge), plus the claim query's plan."""
+    import cProfile
+    import io
+    import pstats
+
+    from django.db import connection, transaction
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from labeling.models import RoutingRun, RunItem
+    from labeling.services.runs import routing_run_create, run_route_next
+    from routing.replay_server import ReplayServer
+    from tests.labeling.pipeline_support import new_batch
+
+    records, batch = new_batch(project, n, start=500_000)
+    with ReplayServer(records, tokens_per_second=0, tokens_per_chunk=16) as server:
+        project.judge_base_url = server.base_url
+        project.save(update_fields=["judge_base_url"])
+        run = routing_run_create(project=project, batch=batch, kind="route", rate=0.3, start=False)
+        RoutingRun.objects.filter(pk=run.pk).update(state="running")
+        run_route_next(run_id=run.pk)  # warm-up: model loading, judge client
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        for _ in range(n - 1):
+            run_route_next(run_id=run.pk)
+        profiler.disable()
+        seconds = time.perf_counter() - started
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+    print(out.getvalue())
+    with transaction.atomic():
+        qs = (RunItem.objects.filter(run_id=run.pk)
+              .filter(Q(state="queued") | Q(state="claimed", lease_expires_at__lt=timezone.now()))
+              .order_by("-priority", "id").select_for_update(skip_locked=True)[:1])
+        sql, params = qs.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE) " + sql, params)
+            print("\n".join(row[0] for row in cursor.fetchall()))
+        transaction.set_rollback(True)
+    return {"profile_items": n - 1, "profile_ms_per_item": round(1000 * seconds / (n - 1), 1)}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--paced-items", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tokens-per-second", type=float, default=50.0)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="only profile N in-process routing steps (no workers) and print the profile")
+    args = parser.parse_args(argv)
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    env = bench_env("tracelab_bench_pipeline", CELERY_QUEUE=queue)
+    django_setup(env)
+    from tests.labeling.pipeline_support import new_batch, trained_project
+
+    project = trained_project(name="bench-pipeline")
+    if args.profile:
+        figures = profile(project, args.profile)
+        print(json.dumps(figures))
+        return figures
+    figures: dict = {"items": args.items, "workers": args.workers, "worker_concurrency": 1,
+                     "paced_items": args.paced_items, "tokens_per_second": args.tokens_per_second}
+    started = time.perf_counter()
+    records, batch = new_batch(project, args.items, start=100_000)
+    figures["batch_import_seconds"] = round(time.perf_counter() - started, 1)
+    with celery_workers(env, args.workers, log_dir=env["TRACELAB_VAR_DIR"]):
+        run, fast = route(project, records, batch, tokens_per_second=0, tokens_per_chunk=16, timeout=args.timeout)
+        figures.update(
+            completed=fast["finished"] and run.state == "completed",
+            wall_seconds=round(fast["wall_seconds"], 1), run_create_seconds=round(fast["create_seconds"], 1),
+            items_per_s=round(args.items / fast["wall_seconds"], 1),
+            items_per_s_per_worker=round(args.items / fast["wall_seconds"] / args.workers, 1),
+            escalated=run.budget.spent if run.budget else None,
+        )
+        figures.update(run_inconsistencies(run))
+        if args.paced_items:
+            records, batch = new_batch(project, args.paced_items, start=900_000)
+            run, paced = route(project, records, batch, tokens_per_second=args.tokens_per_second, tokens_per_chunk=1,
+                               timeout=args.timeout)
+            busy = args.workers * paced["wall_seconds"]
+            inside_wall = sum(w for w, _ in paced["inside"])
+            inside_stream = sum(s for _, s in paced["inside"])
+            figures.update(
+                paced_completed=paced["finished"] and run.state == "completed",
+                paced_wall_seconds=round(paced["wall_seconds"], 1),
+                paced_stream_seconds=round(paced["stream_seconds"], 1),
+                paced_streams=paced["streams"],
+                paced_overhead_share=round(1 - paced["stream_seconds"] / busy, 4),
+                paced_judge_run_overhead_share=round(1 - inside_stream / inside_wall, 4) if inside_wall else None,
+                paced_inconsistent_items=run_inconsistencies(run)["inconsistent_items"],
+            )
+    figures["notes"] = ("paced_overhead_share = 1 − Σ replay stream seconds / (workers × run wall time): everything "
+                        "that is not streaming the judge (claims, scoring, ledger, saves, idle tail, items escalated "
+                        "before the judge); paced_judge_run_overhead_share counts only time inside judge runs.")
+    save_results("pipeline_throughput", figures)
+    print(json.dumps(figures, indent=1))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
