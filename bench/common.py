@@ -74,7 +74,7 @@ def bench_env(database: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def django_setup(env: dict[str, str]) -> None:
+def django_setup(env: dict[str, str], *, migrate: bool = True) -> None:
     """Configure Django in this process on the benchmark's database (once per process) and migrate."""
     os.environ.update({k: v for k, v in env.items() if k in ("DATABASE_URL", "REDIS_URL", "CELERY_QUEUE",
                                                            "DJANGO_DEBUG", "DJANGO_LOG_LEVEL", "TRACELAB_VAR_DIR",
@@ -85,9 +85,10 @@ def django_setup(env: dict[str, str]) -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
+    if migrate:
+        from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+        call_command("migrate", verbosity=0)
 
 
 def free_port() -> int:
