@@ -1,6 +1,10 @@
 """Import N items of JSONL through the REST endpoint into PostgreSQL, then export them streaming.
 
-python -m bench.import_export [--items 100000]
+python -m bench.import_export [--items 100000]   (the suite runs --items 1000000)
+
+The upload is written to a temporary file and streamed from it (a million items are ~160 MB of JSONL;
+the client never holds them in memory). Peak RSS is the gunicorn worker's (VmHWM for the import, sampled
+VmRSS during each export) and this client's.
 
 Goals (issue 2): import ≥ 5,000 items/s; export ≥ 20,000 items/s with the server's peak RSS < 300 MB.
 """
@@ -10,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import tempfile
 import threading
 import time
 import urllib.request
@@ -20,30 +26,35 @@ from bench.common import manage, peak_rss_mb, rss_mb, save_results, scratch_data
 FORMATS = ("jsonl", "ls-json", "csv")
 
 
-def make_jsonl(n: int) -> bytes:
-    rows = []
+def jsonl_rows(n: int):
     for k in range(n):
-        rows.append(json.dumps({"external_id": f"bench-{k}", "text": f"Customer message number {k}: my card "
-                                f"payment of {k % 997}.{k % 89:02d} EUR was declined twice, please help.",
-                                "meta": {"slice": f"s{k % 7}"}}))
-    return ("\n".join(rows) + "\n").encode()
+        yield (json.dumps({"external_id": f"bench-{k}", "text": f"Customer message number {k}: my card "
+                           f"payment of {k % 997}.{k % 89:02d} EUR was declined twice, please help.",
+                           "meta": {"slice": f"s{k % 7}"}}) + "\n").encode()
 
 
-def multipart(fields: dict[str, str], file_field: str, filename: str, content: bytes) -> tuple[bytes, str]:
+def write_multipart(handle, fields: dict[str, str], file_field: str, filename: str, chunks) -> tuple[int, str]:
+    """Write a multipart/form-data body to ``handle``; returns (payload bytes, content type)."""
     boundary = uuid.uuid4().hex
-    parts = []
     for key, value in fields.items():
-        parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"\r\n\r\n{value}\r\n".encode())
-    parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{filename}\"\r\n"
-                 "Content-Type: application/octet-stream\r\n\r\n".encode() + content + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+        handle.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{key}\"\r\n\r\n{value}\r\n".encode())
+    handle.write(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{filename}\"\r\n"
+                 "Content-Type: application/octet-stream\r\n\r\n".encode())
+    size = 0
+    for chunk in chunks:
+        handle.write(chunk)
+        size += len(chunk)
+    handle.write(f"\r\n--{boundary}--\r\n".encode())
+    return size, f"multipart/form-data; boundary={boundary}"
 
 
-def request(url: str, token: str, *, data: bytes | None = None, content_type: str | None = None, timeout=1800):
+def request(url: str, token: str, *, data=None, content_type: str | None = None, length: int | None = None,
+            timeout=3600):
     req = urllib.request.Request(url, data=data, headers={"Authorization": f"Token {token}"})
     if content_type:
         req.add_header("Content-Type", content_type)
+    if length is not None:
+        req.add_header("Content-Length", str(length))
     return urllib.request.urlopen(req, timeout=timeout)
 
 
@@ -62,13 +73,17 @@ def main(argv=None) -> dict:
              "p=project_create(name='bench', question='q', labels=['yes','no'], item_kind='text', created_by=u);"
              "print(p.pk, Token.objects.get_or_create(user=u)[0].key)")
     project_id, token = manage(env, "shell", "-c", setup, capture=True).strip().splitlines()[-1].split()
-    payload = make_jsonl(n)
-    body, content_type = multipart({"format": "jsonl"}, "file", "bench.jsonl", payload)
-    figures: dict = {"items": n, "payload_mb": round(len(payload) / 1e6, 1)}
+    body = tempfile.TemporaryFile()
+    payload_size, content_type = write_multipart(body, {"format": "jsonl"}, "file", "bench.jsonl", jsonl_rows(n))
+    length = body.tell()
+    body.seek(0)
+    figures: dict = {"items": n, "payload_mb": round(payload_size / 1e6, 1)}
     with served_app(env) as (url, pids):
         started = time.perf_counter()
-        with request(f"{url}/api/v1/projects/{project_id}/imports/", token, data=body, content_type=content_type) as r:
+        with request(f"{url}/api/v1/projects/{project_id}/imports/", token, data=body, content_type=content_type,
+                     length=length) as r:
             job = json.loads(r.read())
+        body.close()
         seconds = time.perf_counter() - started
         assert job["status"] == "succeeded" and job["rows_imported"] == n, job
         figures["import_seconds"] = round(seconds, 2)
@@ -99,6 +114,8 @@ def main(argv=None) -> dict:
             figures[f"export_{key}_items_per_s"] = round(n / seconds)
             figures[f"export_{key}_mb"] = round(size / 1e6, 1)
             figures[f"export_{key}_peak_rss_mb"] = round(max(peak), 1)
+    figures["export_peak_rss_mb"] = max(figures[f"export_{f.replace('-', '_')}_peak_rss_mb"] for f in FORMATS)
+    figures["client_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     save_results("import_export", figures)
     print(json.dumps(figures))
     return figures
