@@ -176,16 +176,18 @@ def cost_summary(*, project: Project, price_in: float, price_out: float) -> dict
 
     from labeling.models import HumanLabel, JudgeRun
 
-    runs = JudgeRun.objects.filter(item__project=project)
-    totals = runs.aggregate(out=Sum("output_tokens"), inp=Sum("input_tokens"))
-    full = runs.filter(status__in=[JudgeRun.Status.COMPLETED]).aggregate(avg=Avg("output_tokens"))["avg"]
-    stopped = runs.filter(status=JudgeRun.Status.STOPPED_EARLY).aggregate(n=Count("id"), out=Sum("output_tokens"))
+    completed, stopped = Q(status=JudgeRun.Status.COMPLETED), Q(status=JudgeRun.Status.STOPPED_EARLY)
+    totals = JudgeRun.objects.filter(item__project=project).aggregate(  # one pass over the project's judge runs
+        out=Sum("output_tokens"), inp=Sum("input_tokens"), full_avg=Avg("output_tokens", filter=completed),
+        stopped_n=Count("id", filter=stopped), stopped_out=Sum("output_tokens", filter=stopped),
+    )
+    full = totals["full_avg"]
     # Saved = what a full reply would have cost (the mean completed reply) minus what the stopped ones used.
-    saved = max(0, int(round((full or 0) * stopped["n"] - (stopped["out"] or 0)))) if full else 0
+    saved = max(0, int(round(full * totals["stopped_n"] - (totals["stopped_out"] or 0)))) if full else 0
     human_seconds = HumanLabel.objects.filter(item__project=project).aggregate(s=Sum("lead_time_seconds"))["s"] or 0
     out, inp = totals["out"] or 0, totals["inp"] or 0
     return {
-        "output_tokens": out, "input_tokens": inp, "tokens_saved": saved, "stopped_early": stopped["n"],
+        "output_tokens": out, "input_tokens": inp, "tokens_saved": saved, "stopped_early": totals["stopped_n"],
         "money": (inp * price_in + out * price_out) / 1e6, "money_saved": saved * price_out / 1e6,
         "human_minutes": human_seconds / 60.0, "price_in": price_in, "price_out": price_out,
     }

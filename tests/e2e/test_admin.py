@@ -127,6 +127,15 @@ def test_admin_sets_a_budget_starts_a_run_and_sees_it_reach_100_percent(live_ser
     screenshot(page, "dashboard-tablet")
     assert ModelArtifact.objects.filter(project=project, kind="router", is_active=True).count() == 1
 
+    # The escalated image items wait in the review queue: the image shows and zooms with z.
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{live_server.url}/projects/{project.pk}/review/")
+    image = page.get_by_role("img", name="The item's image; the caption follows")
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", image.element_handle())
+    page.keyboard.press("z")
+    assert page.locator("#zoom").get_attribute("aria-pressed") == "true"
+    screenshot(page, "review-image")
+
 
 def test_admin_creates_a_project_imports_with_row_errors_and_exports(live_server, new_page):
     make_user("boss", staff=True)
