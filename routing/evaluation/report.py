@@ -27,8 +27,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"design selection: {report['selection']}",
         f"- judge tokens {'estimated from text (≈4 chars/token)' if report['tokens_estimated'] else 'as logged'}; "
         f"wall time {report['seconds']:.1f} s",
-        f"- router decision latency: p50 {report['decision_latency']['p50_ms']:.3f} ms, p99 "
-        f"{report['decision_latency']['p99_ms']:.3f} ms over {report['decision_latency']['n']} decisions",
+        f"- router decision latency over {report['decision_latency']['n']} decisions: wall p50 "
+        f"{report['decision_latency']['p50_ms']:.3f} ms, p99 {report['decision_latency']['p99_ms']:.3f} ms; "
+        f"CPU p50 {report['decision_latency'].get('p50_cpu_ms', float('nan')):.3f} ms, p99 "
+        f"{report['decision_latency'].get('p99_cpu_ms', float('nan')):.3f} ms",
         "",
         "## Methods (means over seeds, 95% bootstrap intervals)",
         "",
