@@ -45,3 +45,9 @@ def new_page(browser):
     for context in contexts:
         context.close()
     assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Test users log in with known passwords; the production hasher's cost only slows the suite down."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
