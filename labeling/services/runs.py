@@ -21,6 +21,7 @@ from labeling.states import ItemState
 
 SCORE_CHUNK = 2000
 MAX_ATTEMPTS = 3
+MAX_SKIPS = 20
 logger = logging.getLogger(__name__)
 
 
@@ -188,18 +189,24 @@ def run_route_next(*, run_id: int) -> str | None:
 
     if not RoutingRun.objects.filter(pk=run_id, state=RoutingRun.State.RUNNING).exists():
         return None
-    run_item = run_claim_next(run_id=run_id)
-    if run_item is None:
-        if not run_finish_if_done(run_id=run_id):
-            _revisit_leased(run_id)
-        return None
-    try:
-        outcome = run_item_route(run_item_id=run_item.pk)
-    except Exception as exc:  # a fault outside the judge (database, model): never leave the item stuck
-        logger.exception("routing run item %s failed", run_item.pk)
-        outcome = _route_error(run_item, exc)
-    run_finish_if_done(run_id=run_id)
-    return outcome
+    # One task routes one item. An item another worker took over (lease lost) or already finished
+    # does not count: claim the next one, so every queued item keeps a task of its own.
+    for _ in range(MAX_SKIPS):
+        run_item = run_claim_next(run_id=run_id)
+        if run_item is None:
+            if not run_finish_if_done(run_id=run_id):
+                _revisit_leased(run_id)
+            return None
+        try:
+            outcome = run_item_route(run_item_id=run_item.pk)
+        except Exception as exc:  # a fault outside the judge (database, model): never leave the item stuck
+            logger.exception("routing run item %s failed", run_item.pk)
+            outcome = _route_error(run_item, exc)
+        run_finish_if_done(run_id=run_id)
+        if outcome not in ("lease_lost", "already_done"):
+            return outcome
+    _enqueue(run_id, 1)
+    return "skipped"
 
 
 def _route_error(run_item: RunItem, exc: Exception) -> str:
