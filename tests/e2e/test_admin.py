@@ -190,3 +190,26 @@ def test_annotator_is_refused_the_admin_pages(live_server, new_page):
     # No admin links are offered to an annotator either.
     page.goto(base + "/")
     assert page.get_by_role("link", name="Dashboard").count() == 0
+
+
+def test_dashboard_progress_updates_live_without_a_reload(live_server, new_page):
+    """A worker elsewhere finishes the run's items: the open dashboard's bar moves to 100% by itself."""
+    from labeling.models import RunItem
+    from tests.labeling.factories import make_items
+
+    admin = make_user("boss", staff=True)
+    project = make_project(name="Live", members={admin: "admin"})
+    run = RoutingRun.objects.create(project=project, kind="seed", state="running")
+    run_items = RunItem.objects.bulk_create([RunItem(run=run, item=item) for item in make_items(project, 4)])
+    RunItem.objects.filter(pk=run_items[0].pk).update(state="done")
+    page = new_page()
+    login(page, live_server, "boss")
+    page.goto(f"{live_server.url}/projects/{project.pk}/dashboard/")
+    row = page.locator(f"#run-{run.pk}")
+    assert row.locator(".run-progress").inner_text() == "25%"
+    page.evaluate("window.__marker = 1")  # survives only if the page is not reloaded
+    RunItem.objects.filter(run=run).update(state="done")
+    RoutingRun.objects.filter(pk=run.pk).update(state="completed")
+    row.locator(".run-progress", has_text="100%").wait_for(timeout=10000)
+    assert page.locator(f"#run-{run.pk}").get_attribute("data-state") == "completed"
+    assert page.evaluate("window.__marker") == 1
