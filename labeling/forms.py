@@ -31,6 +31,19 @@ class ProjectCreateForm(forms.Form):
         return labels
 
 
+class ProjectSettingsForm(ProjectCreateForm):
+    """The same settings minus the item kind, which imported items depend on."""
+
+    default_budget_cap = forms.IntegerField(min_value=0, required=False, label="Default budget cap",
+                                            help_text="When set, routing runs default to this cap instead of ρ.")
+
+    def __init__(self, *args, project, **kwargs):
+        initial = {name: getattr(project, name) for name in self.base_fields if name != "labels"}
+        initial["labels"] = "\n".join(project.labels)
+        super().__init__(*args, initial=initial, **kwargs)
+        del self.fields["item_kind"]
+
+
 class BudgetCapForm(forms.Form):
     cap = forms.IntegerField(min_value=0, label="New cap")
 

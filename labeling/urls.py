@@ -17,6 +17,7 @@ urlpatterns = [
     path("projects/<int:pk>/reviews/", views.review_sample, name="review-sample"),
     path("projects/<int:pk>/reviews/<int:label_id>", views.review_verdict, name="review-verdict"),
     # admins
+    path("projects/<int:pk>/settings", views.project_settings, name="project-settings"),
     path("projects/<int:pk>/dashboard/", views.dashboard, name="dashboard"),
     path("projects/<int:pk>/dashboard/runs", views.dashboard_runs, name="dashboard-runs"),
     path("projects/<int:pk>/runs/new", views.run_start, name="run-start"),

@@ -14,7 +14,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from labeling import selectors
-from labeling.forms import BudgetCapForm, ImportForm, PriceForm, ProjectCreateForm, RollbackForm, RunStartForm
+from labeling.forms import (
+    BudgetCapForm, ImportForm, PriceForm, ProjectCreateForm, ProjectSettingsForm, RollbackForm, RunStartForm,
+)
 from labeling.models import Budget, HumanLabel, ImportJob, Item, ModelArtifact, Project, Role, RoutingRun
 from labeling.roles import RANK, role_of
 from labeling.services import artifacts, exports, imports, ledger, projects, queue, runs
@@ -209,6 +211,21 @@ def review_verdict(request, project, role, label_id: int):
 
 
 # ---------------------------------------------------------------- admins
+
+
+@project_view(Role.ADMIN)
+def project_settings(request, project, role):
+    form = ProjectSettingsForm(request.POST or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        changes = {name: value for name, value in form.cleaned_data.items() if value != getattr(project, name)}
+        try:
+            projects.project_update(project=project, actor=request.user, **changes)
+        except projects.ProjectError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Settings saved." if changes else "Nothing changed.")
+            return redirect("project-settings", project.pk)
+    return render(request, "labeling/project_form.html", {"project": project, "role": role, "form": form})
 
 
 @project_view(Role.ADMIN)

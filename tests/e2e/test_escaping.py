@@ -80,7 +80,7 @@ def test_payloads_in_captions_fields_reasoning_and_imports_never_execute(live_se
     admin_page = new_page()
     admin_page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
     login(admin_page, live_server, "boss")
-    for path in ("/dashboard/", "/reviews/", "/imports/", f"/imports/{job.pk}", "/models/", "/runs/new"):
+    for path in ("/dashboard/", "/reviews/", "/imports/", f"/imports/{job.pk}", "/models/", "/runs/new", "/settings"):
         admin_page.goto(f"{live_server.url}/projects/{project.pk}{path}")
         assert_inert(admin_page)
     admin_page.goto(f"{live_server.url}/projects/{project.pk}/reviews/")

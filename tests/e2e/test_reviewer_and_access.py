@@ -83,7 +83,7 @@ def test_pages_have_labels_contrast_and_focus_and_fit_the_width(live_server, new
     login(page, live_server, "boss")
     base = f"/projects/{project.pk}"
     for path in ("/", f"{base}/", f"{base}/review/", f"{base}/reviews/", f"{base}/dashboard/", f"{base}/runs/new",
-                 f"{base}/models/", f"{base}/imports/"):
+                 f"{base}/models/", f"{base}/imports/", f"{base}/settings"):
         page.goto(live_server.url + path)
         assert page.locator("nav.project-nav").count() == (0 if path == "/" else 1), path
         assert page.evaluate(UNLABELLED) == [], path

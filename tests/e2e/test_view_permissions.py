@@ -33,7 +33,7 @@ def world():
         f"/projects/{p}/": "annotator", f"/projects/{p}/review/": "annotator", f"/projects/{p}/reviews/": "reviewer",
         f"/projects/{p}/dashboard/": "admin", f"/projects/{p}/dashboard/runs": "admin",
         f"/projects/{p}/runs/new": "admin", f"/projects/{p}/models/": "admin", f"/projects/{p}/imports/": "admin",
-        f"/projects/{p}/export/jsonl": "admin",
+        f"/projects/{p}/export/jsonl": "admin", f"/projects/{p}/settings": "admin",
     }
     posts = {
         f"/projects/{p}/review/undo": "annotator", f"/projects/{p}/reviews/{label.pk}": "reviewer",
@@ -110,3 +110,16 @@ def test_budget_and_run_forms_validate(world):
                           ({"kind": "route", "budget_mode": "default"}, b"no active disagreement scorer")]:
         response = admin.post(f"/projects/{p}/runs/new", data)
         assert response.status_code == 200 and message in response.content, (data, response.content[-2000:])
+
+
+def test_admin_edits_settings_and_cannot_drop_a_label_in_use(world):
+    admin = client_for(world["users"]["admin"])
+    p = world["project"].pk
+    form = {"name": "Renamed", "question": "Still fits?", "labels": "yes\nno\nmaybe", "instructions": "",
+            "judge_failure_policy": "human", "default_budget_rate": 0.25, "blind_review": "on"}
+    assert admin.post(f"/projects/{p}/settings", form).status_code == 302
+    world["project"].refresh_from_db()
+    assert world["project"].blind_review and world["project"].labels == ["yes", "no", "maybe"]
+    assert world["project"].default_budget_rate == 0.25 and world["project"].item_kind == "text"
+    response = admin.post(f"/projects/{p}/settings", {**form, "labels": "no\nmaybe"})
+    assert response.status_code == 200 and b"in use by labelled items" in response.content
