@@ -143,6 +143,7 @@ def test_empty_queue_and_blind_review(live_server, new_page):
     page.goto(f"{live_server.url}/projects/{project.pk}/review/")
     assert page.locator("#blind-note").is_visible()
     assert page.locator("ol.steps").count() == 0 and "malformed" not in page.content()
+    assert "router escalated" not in page.content() and "0.740" not in page.content()
     page.get_by_role("button", name="yes").focus()
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none", "focused controls need a visible outline"
