@@ -48,14 +48,25 @@ def review_task_create(
         )
 
 
-def _claimable(project_id: int, user, now) -> "models.QuerySet[ReviewTask]":  # noqa: F821
+def _claimable(project_id: int, user, now) -> list[ReviewTask]:
+    """The best open task and the best task whose lease expired, each locked with SKIP LOCKED.
+
+    Two indexed LIMIT 1 scans instead of one query with an OR: the OR makes PostgreSQL read and sort
+    every waiting task (about 1 s at a million), each branch alone walks the claim-order index.
+    """
     skipped = TaskSkip.objects.filter(task=OuterRef("pk"), user=user)
-    return (
+    base = (
         ReviewTask.objects.filter(project_id=project_id)
-        .filter(Q(state=ReviewTask.State.OPEN) | Q(state=ReviewTask.State.LEASED, lease_expires_at__lt=now))
         .exclude(Exists(skipped))
         .order_by("-priority", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("item")
     )
+    candidates = [
+        base.filter(state=ReviewTask.State.OPEN).first(),
+        base.filter(state=ReviewTask.State.LEASED, lease_expires_at__lt=now).first(),
+    ]
+    return [task for task in candidates if task is not None]
 
 
 def review_task_claim_next(*, project: Project | int, user, lease_seconds: int = LEASE_SECONDS) -> Claim | None:
@@ -72,14 +83,10 @@ def review_task_claim_next(*, project: Project | int, user, lease_seconds: int =
     if held is not None:
         return Claim(held, "your current task (lease still held)")
     with transaction.atomic():
-        task = (
-            _claimable(project_id, user, now)
-            .select_for_update(skip_locked=True, of=("self",))
-            .select_related("item")
-            .first()
-        )
-        if task is None:
+        candidates = _claimable(project_id, user, now)
+        if not candidates:
             return None
+        task = min(candidates, key=lambda t: (-t.priority, t.pk))
         expired = task.state == ReviewTask.State.LEASED
         task.state = ReviewTask.State.LEASED
         task.lease_holder = user
