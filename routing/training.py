@@ -21,10 +21,11 @@ from routing.routers.learned import LearnedPrefixRouter, judge_wrong
 from routing.scorer import DisagreementScorer
 from routing.selection import Design, candidate_thresholds, policy_grid, score_key, select_router
 from routing.splits import grouped_random_split
+from routing.surrogate.audits import boundary_pairs, slice_audit
 from routing.surrogate.gate import CertifiedSurrogate
 from routing.tracelog import TraceRecord
 
-__all__ = ["RoutingStack", "fit_routing_stack", "fit_surrogate_gate"]
+__all__ = ["RoutingStack", "audit_surrogate_gate", "fit_routing_stack", "fit_surrogate_gate"]
 
 MIN_RECORDS = 20
 
@@ -98,8 +99,7 @@ def _ensure_both_classes(train: np.ndarray, dev: np.ndarray, wrong: np.ndarray) 
 
 
 def fit_surrogate_gate(
-    featurizer: ItemFeaturizer,
-    inputs: Sequence[dict[str, Any]],
+    X: np.ndarray,
     teacher_labels: Sequence[str | None],
     *,
     target: float = 0.92,
@@ -107,8 +107,25 @@ def fit_surrogate_gate(
     groups: Sequence[str] | None = None,
     random_state: int = 0,
 ) -> CertifiedSurrogate:
-    """Certify a surrogate on the judge's (teacher's) labels; it refuses (coverage 0) when it cannot."""
-    X = featurizer.transform(list(inputs))
+    """Certify a surrogate on g(x) and the judge's (teacher's) labels; it refuses (coverage 0) when it cannot."""
     return CertifiedSurrogate(target=target, delta=delta, random_state=random_state).fit(
         X, list(teacher_labels), groups=None if groups is None else np.asarray(groups)
     )
+
+
+def audit_surrogate_gate(
+    gate: CertifiedSurrogate, X: np.ndarray, teacher_labels: Sequence[str | None], slices: Sequence[str | None],
+    ids: Sequence[str],
+) -> dict[str, Any]:
+    """Per-slice coverage / TA / certification and contrastive boundary pairs of the deployed gate.
+
+    Run on the rows the gate was fitted on, the slice statuses are indicative, not certificates.
+    """
+    accept, labels, scores = gate.decide(X)
+    teacher = np.array(list(teacher_labels), dtype=object)
+    return {
+        "slice_audit": slice_audit(accept, labels, teacher, np.array([s or "(none)" for s in slices], dtype=object),
+                                   gate.target, gate.delta),
+        "boundary_pairs": boundary_pairs(X, accept, scores, list(ids)),
+        "audit_rows": "fit and calibration rows (indicative)",
+    }

@@ -14,7 +14,7 @@ from labeling.services.artifacts import artifact_store
 from labeling.services.audit import audit_event_record
 from labeling.services.pipeline import item_input
 from routing.tracelog import TraceRecord
-from routing.training import fit_routing_stack, fit_surrogate_gate
+from routing.training import audit_surrogate_gate, fit_routing_stack, fit_surrogate_gate
 
 logger = logging.getLogger(__name__)
 
@@ -65,17 +65,20 @@ def models_train(*, project: Project, actor=None, activate: bool = True, random_
                                "n_labelled": len(with_human), "design": stack.design.describe()}
     surrogate_settings = project.surrogate_settings or {}
     if surrogate_settings.get("enabled", True):
+        X = stack.featurizer.transform([r.input for r in with_judge])
+        teacher = [r.judge_label for r in with_judge]
         gate = fit_surrogate_gate(
-            stack.featurizer, [r.input for r in with_judge], [r.judge_label for r in with_judge],
-            target=float(surrogate_settings.get("target", 0.92)), delta=float(surrogate_settings.get("delta", 0.1)),
-            groups=[r.group_key for r in with_judge], random_state=random_state,
+            X, teacher, target=float(surrogate_settings.get("target", 0.92)),
+            delta=float(surrogate_settings.get("delta", 0.1)), groups=[r.group_key for r in with_judge],
+            random_state=random_state,
         )
         manifest = gate.manifest()
+        audits = audit_surrogate_gate(gate, X, teacher, [r.slice for r in with_judge], [r.id for r in with_judge])
         surrogate = artifact_store(
             project=project, kind=ModelArtifact.Kind.SURROGATE,
             model={"gate": gate, "featurizer": stack.featurizer,
                    "spot_check_rate": float(surrogate_settings.get("spot_check_rate", 0.02))},
-            metrics={"manifest": manifest, "n_teacher_labels": len(with_judge)},
+            metrics={"manifest": manifest, "n_teacher_labels": len(with_judge), **audits},
             activate=activate and gate.certified, actor=actor,
         )
         summary.update({"surrogate_version": surrogate.version, "surrogate_certified": gate.certified,
