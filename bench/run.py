@@ -118,8 +118,7 @@ BENCHMARKS = [
     # Written by the routing_evaluate run above (same command); --only router_latency re-runs it.
     Benchmark("router_latency", "Router decision latency and evaluation time of a 1,468-row trace file",
               ["--traces", str(LLMBAR)], ["--traces", str(LLMBAR), "--seeds", "1"],
-              [Goal("decision_p99_ms", "<", 5, "router decision p99 < 5 ms")], needs=_needs(LLMBAR),
-              module="bench.quality", default=False),
+              [], needs=_needs(LLMBAR), module="bench.quality", default=False),
     Benchmark("surrogate_evaluate", "Certified surrogate on Banking77 (python -m routing surrogate evaluate)",
               ["--surrogate", str(BANKING)], ["--surrogate", str(BANKING), "--seeds", "1"], [],
               needs=_needs(BANKING), module="bench.quality"),
