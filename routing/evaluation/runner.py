@@ -197,13 +197,13 @@ def _run_seed(
     return out
 
 
-def _decision_latency(router: StepwiseRouter, records, replays, p_hat, n: int = 2000) -> dict[str, float]:
+def _decision_latency(router: StepwiseRouter, records, replays, p_hat, g, n: int = 2000) -> dict[str, float]:
     """Time of single ``decide`` calls on real prefixes (ms), after the once-per-item ``prepare``
-    (g(x) is computed before the judge starts, as the pipeline does). Wall time includes waiting
-    for a CPU on a shared machine; thread CPU time does not."""
+    with g(x) given (the pipeline computes g(x) once, for p̂, before the judge starts). Wall time
+    includes waiting for a CPU on a shared machine; thread CPU time does not."""
     wall, cpu = [], []
-    for record, replay, p in zip(records, replays, p_hat):
-        router.prepare(record.input)
+    for record, replay, p, item_features in zip(records, replays, p_hat, g):
+        router.prepare(record.input, item_features=item_features)
         for t in range(1, len(replay.steps) + 1):
             start, start_cpu = time.perf_counter(), time.thread_time()
             router.decide(replay.steps[:t], record.input, float(p))
@@ -323,7 +323,9 @@ def _evaluate(
         "skipped": skipped,
         "seconds": time.perf_counter() - started,
     }
-    report["decision_latency"] = _decision_latency(last["routers"]["proposed"], records, replays, last["p_hat"])
+    report["decision_latency"] = _decision_latency(
+        last["routers"]["proposed"], records, replays, last["p_hat"], last["g"]
+    )
     report["_selection"] = {
         method: [run["budgets"][budget]["tables"].get(method) for run in runs]
         for method in report["selected_designs"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,6 +76,13 @@ def item_text(item: dict[str, Any]) -> str:
     return "\n".join(v for v in item.values() if isinstance(v, str))
 
 
+@lru_cache(maxsize=65536)
+def _step_cues(step: str) -> tuple[tuple[int, ...], int, tuple[str, ...]]:
+    """(cue counts, words, numbers) of one step: independent of any fitted model, so shared."""
+    counts, words = _cue_counts(step)
+    return tuple(counts), words, tuple(_NUMBER.findall(step))
+
+
 class _StepInfo:
     """Everything the features need from one step, computed once per distinct step text."""
 
@@ -82,8 +90,7 @@ class _StepInfo:
 
     def __init__(self, step: str, counts: dict[int, int]):
         self.counts = counts
-        self.cues, self.words = _cue_counts(step)
-        self.numbers = _NUMBER.findall(step)
+        self.cues, self.words, self.numbers = _step_cues(step)
         self.chars = len(step)
 
 
@@ -188,7 +195,7 @@ class PrefixFeaturizer:
             cues = [a + b for a, b in zip(cues, info.cues)]
             words += info.words
             chars += info.chars + 1
-            numbers += info.numbers
+            numbers.extend(info.numbers)
         last = infos[-1] if infos else None
         p = min(max(p_hat, 1e-4), 1 - 1e-4)
         return [
