@@ -26,6 +26,7 @@ import tracer.fit.pipeline as tp  # noqa: E402
 from tracer.fit.ood import fit_ood_gate, ood_mask  # noqa: E402
 
 NONE = "__no_verdict__"
+ALL = ("logreg_c1", "logreg_c10", "sgd_log", "mlp_1h", "mlp_2h", "dt", "rf", "et", "gbt", "xgb")
 
 
 def memoize_zoo() -> None:
@@ -89,8 +90,9 @@ def run(setting: str, seeds: int, skip: tuple[str, ...]) -> dict:
             "summary": summarize(runs)}
 
 
-def default_fit_timing(setting: str) -> dict:
-    """Wall time of an unmodified ``tracer.fit`` (default FitConfig, target 0.92) on the fit file."""
+def default_fit_timing(setting: str, skip: tuple[str, ...]) -> dict:
+    """Wall and CPU time of an unmodified ``tracer.fit`` (default FitConfig, target 0.92, optional
+    skipped candidates) on the fit file, plus its held-out metrics at 0.92."""
     from tracer.api import fit as tracer_fit
     from tracer.config import FitConfig
 
@@ -106,10 +108,11 @@ def default_fit_timing(setting: str) -> dict:
             r = json.loads(lines[i])
             f.write(json.dumps({"id": r["id"], "input": r["input"]["text"], "teacher": r["judge"]["label"]}) + "\n")
     X = np.load(features_path(fit_file))[rows]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     tracer_fit(work / "traces.jsonl", work / ".tracer", embeddings=X,
-               config=FitConfig(target_teacher_agreement=0.92, verbose=False))
-    return {"setting": setting, "default_fit_seconds": time.perf_counter() - start}
+               config=FitConfig(target_teacher_agreement=0.92, verbose=False, skip_candidates=skip))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    return {"setting": setting, "skip": list(skip), "default_fit_seconds": seconds, "default_fit_cpu_seconds": cpu}
 
 
 def main() -> None:
@@ -122,8 +125,10 @@ def main() -> None:
     a = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if a.default_fit_timing:
-        result = default_fit_timing(a.setting)
-        (OUT / f"tracer_default_fit_{a.setting}.json").write_text(json.dumps(result, indent=2))
+        skip = tuple(s for s in a.skip.split(",") if s)
+        result = default_fit_timing(a.setting, skip)
+        suffix = "_only_" + "_".join(sorted(set(ALL) - set(skip))) if skip else ""
+        (OUT / f"tracer_default_fit_{a.setting}{suffix}.json").write_text(json.dumps(result, indent=2))
         print(result)
         return
     if a.memoize:
