@@ -134,24 +134,32 @@ def check(project_id: int, log: dict, tokens: list[str]) -> dict:
 
 
 def claim_plan(project_id: int) -> dict:
-    """EXPLAIN ANALYZE of the claim query (the SKIP LOCKED select) for one annotator, after the load."""
+    """EXPLAIN ANALYZE of every locking SELECT that one claim runs (captured from the real service for an
+    annotator with no lease, in a transaction that is rolled back), after the load."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
-    from django.utils import timezone
+    from django.test.utils import CaptureQueriesContext
 
-    from labeling.services.queue import _claimable
+    from labeling.models import Project
+    from labeling.services.projects import membership_set
+    from labeling.services.queue import review_task_claim_next
 
-    user = get_user_model().objects.get(username="annotator0")
+    user = get_user_model().objects.create_user(username="plan-probe")
+    membership_set(project=Project.objects.get(pk=project_id), user=user, role="annotator")
+    plans, total = [], 0.0
     with transaction.atomic():
-        qs = _claimable(project_id, user, timezone.now()).select_for_update(skip_locked=True, of=("self",))[:1]
-        sql, params = qs.query.sql_with_params()
+        with CaptureQueriesContext(connection) as ctx:
+            review_task_claim_next(project=project_id, user=user)
+        locking = [q["sql"] for q in ctx.captured_queries if "FOR UPDATE" in q["sql"] and q["sql"].startswith("SELECT")]
         with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-            plan = [row[0] for row in cursor.fetchall()]
+            for sql in locking:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                plan = [row[0] for row in cursor.fetchall()]
+                plans.append(plan)
+                execution = next((line for line in plan if line.startswith("Execution Time")), "")
+                total += float(execution.split(":")[1].split()[0]) if execution else 0.0
         transaction.set_rollback(True)
-    execution = next((line for line in plan if line.startswith("Execution Time")), "")
-    return {"claim_query_execution_ms": float(execution.split(":")[1].split()[0]) if execution else None,
-            "claim_query_plan": plan}
+    return {"claim_query_execution_ms": round(total, 3), "claim_queries": len(locking), "plans": plans}
 
 
 def profile(project_id: int, tokens: list[str], pairs: int) -> dict:
@@ -211,12 +219,15 @@ def main(argv=None) -> dict:
     figures["empty_claims"] = log["empty"]
     figures["http_errors"] = dict(log["errors"])
     figures.update(check(project_id, log, tokens))
+    save_results("queue_load", figures)
     plan = claim_plan(project_id)
     figures["claim_query_execution_ms"] = plan["claim_query_execution_ms"]
-    figures["claim_query_plan_top"] = " | ".join(line.strip() for line in plan["claim_query_plan"][:4])
+    figures["claim_locking_queries"] = plan["claim_queries"]
+    figures["claim_query_plan_top"] = " || ".join(" | ".join(line.strip() for line in p[:3]) for p in plan["plans"])
     save_results("queue_load", figures)
     print(json.dumps(figures, indent=1))
-    print("\n".join(plan["claim_query_plan"]))
+    for p in plan["plans"]:
+        print("\n".join(p))
     return figures
 
 
