@@ -123,3 +123,24 @@ def select_router(
 def score_key(router: StepwiseRouter) -> int:
     """Designs that differ only in policy share a fitted model, hence one set of scores."""
     return id(getattr(router, "estimator_", router))
+
+
+def design_grid(
+    method: str, router: StepwiseRouter, dev_scores: StepScores, p_dev: np.ndarray
+) -> list[Design]:
+    """The candidate designs of one method, over thresholds drawn from its scores on D_dev.
+
+    ``proposed`` varies the threshold, its slope over t, min_step and the t = 0 escalation option
+    (p̂ quantiles); ``proposed_delta2/4`` poll every 2 / 4 steps; ``proposed_paper`` has no t = 0
+    option; the ablations (and the LLM router) vary the threshold only.
+    """
+    thresholds = candidate_thresholds([row[~np.isnan(row)] for row in dev_scores.matrix])
+    if method in ("full_trace_one_shot", "no_trace", "llm_router"):
+        return [Design(r, name=method) for r in policy_grid(router, thresholds)]
+    thresholds = thresholds[:: max(1, len(thresholds) // 30)]
+    delta = {"proposed_delta2": 2, "proposed_delta4": 4}.get(method, 1)
+    grid = policy_grid(router, thresholds, slopes=(-0.02, 0.0, 0.02), min_steps=(1, 2), deltas=(delta,))
+    starts: list[float | None] = [None]
+    if method != "proposed_paper":
+        starts += [float(np.quantile(p_dev, q)) for q in (0.97, 0.9)]
+    return [Design(r, escalate_at_start_above=s, name=method) for r in grid for s in starts]

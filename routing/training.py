@@ -1,10 +1,11 @@
 """Fit the models a live deployment routes with, from labelled trace records.
 
-``fit_routing_stack`` is what the app's training task calls: g(x) on the training part, the
-disagreement scorer f_θ, the learned prefix router on D_train prefixes, and SELECTROUTER on a
-grouped dev split, returning the selected design (router + policy + deployment options) and the
-whole Loss / Escalation / Effort table. ``fit_surrogate_gate`` certifies the surrogate tier on the
-judge's labels with the same featurizer.
+``fit_routing_stack`` is what the app's training task calls, and it fits the ``proposed`` method
+exactly as ``python -m routing evaluate`` does by default (``selection="crossfit"``): g(x) on all
+labelled records; p̂ out of fold by group (so the router never learns from an overfitted p̂); f_θ on
+all of them; the learned prefix router on every prefix; and SELECTROUTER on out-of-fold replays of
+the whole labelled set, near-ties going to the cheaper design. ``fit_surrogate_gate`` certifies the
+surrogate tier on the judge's labels with the same g(x).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import GroupKFold
 
 from routing.deployment import StepScores, prepare_replays
 from routing.features import ItemFeaturizer
 from routing.routers.learned import LearnedPrefixRouter, judge_wrong
-from routing.scorer import DisagreementScorer
-from routing.selection import Design, candidate_thresholds, policy_grid, score_key, select_router
-from routing.splits import grouped_random_split
+from routing.scorer import DisagreementScorer, out_of_fold_disagreement
+from routing.selection import Design, design_grid, select_router
 from routing.surrogate.audits import boundary_pairs, slice_audit
 from routing.surrogate.gate import CertifiedSurrogate
 from routing.tracelog import TraceRecord
@@ -42,60 +43,49 @@ class RoutingStack:
 
 
 def fit_routing_stack(
-    records: Sequence[TraceRecord],
-    *,
-    rho: float,
-    dev_size: float = 0.25,
-    deltas: Sequence[int] = (1, 2),
-    random_state: int = 0,
+    records: Sequence[TraceRecord], *, rho: float, folds: int = 4, random_state: int = 0
 ) -> RoutingStack:
-    """Fit g(x), f_θ and the prefix router on a grouped train split; select the design on dev."""
+    """Fit g(x), f_θ and the prefix router on the labelled records; select the design out of fold."""
     records = [r for r in records if r.human_label is not None]
     if len(records) < MIN_RECORDS:
         raise ValueError(f"need at least {MIN_RECORDS} items with a judge trace and a human label, got {len(records)}")
     wrong = judge_wrong(records)
     if wrong.all() or not wrong.any():
         raise ValueError("the labelled set needs items the judge got right and items it got wrong")
-    split = grouped_random_split([r.group_key for r in records], dev_size=dev_size, test_size=0.0,
-                                 random_state=random_state)
-    # No test part here: the run itself is the test. Fold the one group the splitter keeps aside back in.
-    train, dev = _ensure_both_classes(np.concatenate([split.train, split.test]), split.dev, wrong)
     inputs = [r.input for r in records]
-    featurizer = ItemFeaturizer(random_state=random_state).fit([inputs[i] for i in train])
+    groups = np.array([r.group_key for r in records])
+    folds = min(folds, len(set(groups.tolist())))
+    featurizer = ItemFeaturizer(random_state=random_state).fit(inputs)
     g = featurizer.transform(inputs)
+    p_oof = out_of_fold_disagreement(g, wrong, groups, folds=folds, random_state=random_state)
     # Fitted on item dicts with the already-fitted featurizer, so the stored scorer scores raw items.
     scorer = DisagreementScorer(model="mlp", featurizer=featurizer, random_state=random_state).fit(
-        [inputs[i] for i in train], wrong[train]
+        inputs, wrong, groups=groups
     )
-    p_hat = scorer.predict_disagreement(g)
     replays = prepare_replays(records)
     steps = [r.steps for r in replays]
-    router = LearnedPrefixRouter(random_state=random_state).fit(
-        [records[i] for i in train], p_hat[train], steps=[steps[i] for i in train]
-    )
-    every_step = router.with_policy(min_step=1, delta=1)
-    dev_scores = StepScores(every_step.score_traces(
-        [steps[i] for i in dev], [inputs[i] for i in dev], p_hat[dev], [records[i].judge_label for i in dev]
-    ))
-    thresholds = candidate_thresholds([row[~np.isnan(row)] for row in dev_scores.matrix])
-    grid = policy_grid(router, thresholds, slopes=(-0.02, 0.0, 0.02), min_steps=(1, 2), deltas=tuple(deltas))
-    starts = [None, *(float(np.quantile(p_hat[dev], q)) for q in (0.97, 0.9))]
-    designs = [Design(r, escalate_at_start_above=s, name="proposed") for r in grid for s in starts]
-    result = select_router(designs, {score_key(router): dev_scores}, [replays[i] for i in dev], p_hat[dev],
-                           wrong[dev], rho)
+
+    def fit_router(idx: np.ndarray) -> LearnedPrefixRouter:
+        return LearnedPrefixRouter(item_featurizer=featurizer, random_state=random_state).fit(
+            [records[i] for i in idx], p_oof[idx], steps=[steps[i] for i in idx], item_features=g[idx]
+        )
+
+    router = fit_router(np.arange(len(records)))
+    dev_rows: list[np.ndarray | None] = [None] * len(records)
+    for inner, outer in GroupKFold(n_splits=folds).split(g, wrong, groups):
+        every_step = fit_router(inner).with_policy(min_step=1, delta=1)
+        scored = every_step.score_traces([steps[i] for i in outer], [inputs[i] for i in outer], p_oof[outer],
+                                         [records[i].judge_label for i in outer], g[outer])
+        for i, row in zip(outer, scored):
+            dev_rows[i] = row
+    dev_scores = StepScores(dev_rows)
+    designs = design_grid("proposed", router, dev_scores, p_oof)
+    result = select_router(designs, dev_scores, replays, p_oof, wrong, rho, loss_tolerance=1.0 / len(records))
     selected = next(row for row in result.table if row["selected"])
-    metrics = {
-        "n_train": int(len(train)), "n_dev": int(len(dev)), "rho": rho,
-        "judge_error_rate_dev": float(wrong[dev].mean()), "selected": selected,
-    }
+    metrics = {"n_labelled": len(records), "folds": folds, "rho": rho,
+               "judge_error_rate": float(wrong.mean()), "selected": selected}
     return RoutingStack(featurizer=featurizer, scorer=scorer, design=result.best, selection_table=result.table,
                         metrics=metrics)
-
-
-def _ensure_both_classes(train: np.ndarray, dev: np.ndarray, wrong: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if wrong[train].all() or not wrong[train].any():
-        raise ValueError("the training split has only one outcome; label more items")
-    return train, dev
 
 
 def fit_surrogate_gate(

@@ -26,7 +26,7 @@ from routing.routers.learned import LearnedPrefixRouter, judge_wrong
 from routing.routers.llm import LLMRouter
 from routing.routers.prefix_features import item_text
 from routing.scorer import DisagreementScorer
-from routing.selection import Design, candidate_thresholds, policy_grid, select_router
+from routing.selection import Design, design_grid, select_router
 from routing.splits import Split, embed_texts, grouped_random_split, shift_measures, topic_shift_split
 from routing.tracelog import TraceRecord
 
@@ -46,21 +46,6 @@ def _outcome_pre_judge(wrong, escalated, replays) -> RunOutcome:
     """A method that decides before the judge runs: escalated items cost no judge tokens."""
     total = np.array([r.total_tokens for r in replays], dtype=float)
     return RunOutcome(wrong, escalated, np.where(escalated, 0.0, total), total, np.zeros(len(wrong), dtype=int))
-
-
-def _router_designs(
-    method: str, router: StepwiseRouter, dev_scores: StepScores, p_dev: np.ndarray
-) -> list[Design]:
-    thresholds = candidate_thresholds([row[~np.isnan(row)] for row in dev_scores.matrix])
-    if method in ("full_trace_one_shot", "no_trace", "llm_router"):
-        return [Design(r, name=method) for r in policy_grid(router, thresholds)]
-    thresholds = thresholds[:: max(1, len(thresholds) // 30)]
-    delta = {"proposed_delta2": 2, "proposed_delta4": 4}.get(method, 1)
-    grid = policy_grid(router, thresholds, slopes=(-0.02, 0.0, 0.02), min_steps=(1, 2), deltas=(delta,))
-    starts: list[float | None] = [None]
-    if method != "proposed_paper":
-        starts += [float(np.quantile(p_dev, q)) for q in (0.97, 0.9)]
-    return [Design(r, escalate_at_start_above=s, name=method) for r in grid for s in starts]
 
 
 def _split(kind: str, groups, texts, embeddings, seed: int) -> Split:
@@ -176,7 +161,7 @@ def _run_seed(
                 continue
             router = routers[router_name]
             dev = scores[router_name]["dev"]
-            designs = _router_designs(method, router, dev, p_hat[sel_idx])
+            designs = design_grid(method, router, dev, p_hat[sel_idx])
             # Losses within one selection item of the best are indistinguishable: take the cheaper design.
             result = select_router(designs, dev, sel_replays, p_hat[sel_idx], wrong[sel_idx], rho,
                                    loss_tolerance=1.0 / len(sel_idx))
