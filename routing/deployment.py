@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 
+from routing.judges.tokens import estimate_tokens  # the live judge client's counter: offline == online
 from routing.routers.base import StepwiseRouter
 from routing.steps import LOOKAHEAD, StepParser
 from routing.tracelog import TraceRecord
@@ -34,11 +35,6 @@ __all__ = [
 ]
 
 Pacing = Literal["none", "proportional"]
-
-
-def estimate_tokens(text: str) -> int:
-    """Output tokens of a text, estimated offline (≈ 4 characters per token; no tokenizer download)."""
-    return math.ceil(len(text) / 4) if text else 0
 
 
 def budget_size(rho: float, n: int) -> int:
