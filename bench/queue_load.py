@@ -1,12 +1,15 @@
 """The review queue under load: N items awaiting review, annotators claiming and submitting over the REST API.
 
 python -m bench.queue_load [--items 1000000] [--annotators 50] [--seconds 60] [--workers 4 --threads 4]
+                           [--think-seconds 0] [--section queue_load]
 
 The project is filled server-side (INSERT … SELECT generate_series: one item and one open ReviewTask per
 item, random p̂) so that a million items take seconds, not the import path's minutes. The annotators are
-asyncio tasks with one httpx connection each, against gunicorn on loopback, with no think time (a closed
-loop: every annotator claims again as soon as its submit returns); the loop stops at --seconds or
---max-requests. Then the database is checked: no task handed to two annotators, every acknowledged
+asyncio tasks with one httpx connection each, against gunicorn on loopback (warmed first). With
+--think-seconds 0 it is a closed-loop stress test (every annotator claims again as soon as its submit
+returns: latency is then mostly queueing for the server's CPU); with --think-seconds T each annotator
+looks at its item for T ± 50% before submitting, like a fast human. The loop stops at --seconds or
+--max-requests. claim_steady_* leave out the first 10 s. Then the database is checked: no task handed to two annotators, every acknowledged
 submit stored once, every done task labelled, and the claim query's plan is recorded (EXPLAIN ANALYZE).
 
 Goal (issue 7): claim p99 < 50 ms with 50 annotators on 1,000,000 items.
@@ -57,11 +60,13 @@ def fill(n: int, annotators: int) -> tuple[int, list[str], dict]:
 
 
 async def annotate(client, base: str, token: str, project_id: int, deadline: float, max_requests: int,
-                   log: dict) -> None:
+                   log: dict, think: float, rng) -> None:
     import httpx
 
     headers = {"Authorization": f"Token {token}"}
     requests = 0
+    if think:
+        await asyncio.sleep(rng.uniform(0, think))  # annotators do not all start in the same millisecond
     while time.monotonic() < deadline and requests < max_requests:
         started = time.perf_counter()
         try:
@@ -70,6 +75,7 @@ async def annotate(client, base: str, token: str, project_id: int, deadline: flo
             log["errors"][f"claim {type(exc).__name__}"] += 1
             continue
         log["claim"].append(time.perf_counter() - started)
+        log["claim_at"].append(started - log["t0"])
         requests += 1
         if r.status_code == 204:
             log["empty"] += 1
@@ -80,6 +86,8 @@ async def annotate(client, base: str, token: str, project_id: int, deadline: flo
             continue
         task_id = r.json()["id"]
         log["claims"][task_id].add(token)
+        if think:
+            await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))  # reading the item, choosing a label
         started = time.perf_counter()
         try:
             r = await client.post(f"{base}/api/v1/tasks/{task_id}/submit/", headers=headers,
@@ -95,15 +103,25 @@ async def annotate(client, base: str, token: str, project_id: int, deadline: flo
             log["errors"][f"submit {r.status_code}"] += 1
 
 
-async def load(base: str, tokens: list[str], project_id: int, seconds: float, max_requests: int) -> dict:
+async def load(base: str, tokens: list[str], project_id: int, seconds: float, max_requests: int,
+               think: float, warm: int) -> dict:
+    import random
+
     import httpx
 
-    log = {"claim": [], "submit": [], "claims": defaultdict(set), "submitted": [], "errors": Counter(), "empty": 0}
-    deadline = time.monotonic() + seconds
+    log = {"claim": [], "claim_at": [], "submit": [], "claims": defaultdict(set), "submitted": [],
+           "errors": Counter(), "empty": 0}
     limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(annotate(client, base, t, project_id, deadline, max_requests, log) for t in tokens))
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        # Warm every gunicorn thread (imports, DB connection) so that start-up is not measured as latency.
+        headers = {"Authorization": f"Token {tokens[0]}"}
+        await asyncio.gather(*(client.get(f"{base}/api/v1/projects/{project_id}/", headers=headers)
+                               for _ in range(warm)))
+        rng = random.Random(0)
+        deadline = time.monotonic() + seconds
+        log["t0"] = started = time.perf_counter()
+        await asyncio.gather(*(annotate(client, base, t, project_id, deadline, max_requests, log, think, rng)
+                               for t in tokens))
         log["seconds"] = time.perf_counter() - started
     return log
 
@@ -196,6 +214,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-requests", type=int, default=100_000, help="per annotator (a bound on the loop)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--think-seconds", type=float, default=0.0,
+                        help="mean pause between claim and submit (uniform ±50%%); 0 = a closed-loop stress test")
+    parser.add_argument("--section", default="queue_load", help="results.json section to write")
     parser.add_argument("--profile", type=int, default=0, metavar="PAIRS",
                         help="also profile PAIRS claim+submit round trips in-process (printed, not a figure goal)")
     args = parser.parse_args(argv)
@@ -211,20 +232,27 @@ def main(argv=None) -> dict:
 
     connections.close_all()
     with served_app(env, workers=args.workers, threads=args.threads) as (url, _pids):
-        log = asyncio.run(load(url, tokens, project_id, args.seconds, args.max_requests))
+        log = asyncio.run(load(url, tokens, project_id, args.seconds, args.max_requests, args.think_seconds,
+                               warm=2 * args.workers * args.threads))
     figures["seconds"] = round(log["seconds"], 1)
+    figures["think_seconds"] = args.think_seconds
     figures.update(percentiles_ms(log["claim"], "claim"))
+    # Steady state: claims started after the first 10 s (or the first sixth of a short run).
+    settle = min(10.0, args.seconds / 6)
+    figures.update(percentiles_ms([lat for lat, at in zip(log["claim"], log["claim_at"]) if at >= settle],
+                                  "claim_steady"))
     figures.update(percentiles_ms(log["submit"], "submit"))
     figures["submits_per_s"] = round(len(log["submitted"]) / log["seconds"], 1)
+    figures["requests_per_s"] = round((len(log["claim"]) + len(log["submit"])) / log["seconds"], 1)
     figures["empty_claims"] = log["empty"]
     figures["http_errors"] = dict(log["errors"])
     figures.update(check(project_id, log, tokens))
-    save_results("queue_load", figures)
+    save_results(args.section, figures)
     plan = claim_plan(project_id)
     figures["claim_query_execution_ms"] = plan["claim_query_execution_ms"]
     figures["claim_locking_queries"] = plan["claim_queries"]
     figures["claim_query_plan_top"] = " || ".join(" | ".join(line.strip() for line in p[:3]) for p in plan["plans"])
-    save_results("queue_load", figures)
+    save_results(args.section, figures)
     print(json.dumps(figures, indent=1))
     for p in plan["plans"]:
         print("\n".join(p))
