@@ -38,14 +38,12 @@ def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk
         server.wait_idle(5)
         logs = server.requests()
     streams = {log.record_id: log.duration_s for log in logs if log.stream}
-    judge_walls = [(jr.finished_at - jr.started_at).total_seconds() for jr in
-                   JudgeRun.objects.filter(run=run, finished_at__isnull=False)]
     judged = list(JudgeRun.objects.filter(run=run, finished_at__isnull=False)
                   .values_list("item__external_id", "started_at", "finished_at"))
     inside = [((fin - start).total_seconds(), streams.get(ext, 0.0)) for ext, start, fin in judged]
     return run, {"finished": finished, "wall_seconds": wall, "create_seconds": created,
                  "stream_seconds": sum(streams.values()), "streams": len(streams),
-                 "judge_run_seconds": sum(judge_walls), "inside": inside}
+                 "inside": inside}
 
 
 def profile(project, n: int) -> dict:

@@ -55,7 +55,8 @@ def surrogate_evaluate(folder: Path, seeds: int) -> dict:
         return {"skipped": "python -m routing surrogate evaluate is not available"}
     out = OUT / "surrogate"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "routing", "surrogate", "evaluate", str(folder / "train-oracle-teacher.jsonl"),
+    subprocess.run([sys.executable, "-m", "routing", "surrogate", "evaluate",
+                    str(folder / "train-oracle-teacher.jsonl"),
                     "--test", str(folder / "test-oracle-teacher.jsonl"), "--candidates", "fast", "--seeds",
                     str(seeds), "--out", str(out)], cwd=REPO, check=True)
     seconds = time.perf_counter() - started
@@ -72,7 +73,8 @@ def surrogate_evaluate(folder: Path, seeds: int) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--section", required=True, choices=("routing_evaluate", "router_latency", "surrogate_evaluate"))
+    parser.add_argument("--section", required=True,
+                        choices=("routing_evaluate", "router_latency", "surrogate_evaluate"))
     parser.add_argument("--traces", type=Path)
     parser.add_argument("--surrogate", type=Path)
     parser.add_argument("--seeds", type=int, default=5)

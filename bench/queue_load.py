@@ -9,7 +9,8 @@ asyncio tasks with one httpx connection each, against gunicorn on loopback (warm
 --think-seconds 0 it is a closed-loop stress test (every annotator claims again as soon as its submit
 returns: latency is then mostly queueing for the server's CPU); with --think-seconds T each annotator
 looks at its item for T ± 50% before submitting, like a fast human. The loop stops at --seconds or
---max-requests. claim_steady_* leave out the first 10 s. Then the database is checked: no task handed to two annotators, every acknowledged
+--max-requests. claim_steady_* leave out the first 10 s. Then the database is checked: no task handed
+to two annotators, every acknowledged
 submit stored once, every done task labelled, and the claim query's plan is recorded (EXPLAIN ANALYZE).
 
 Goal (issue 7): claim p99 < 50 ms with 50 annotators on 1,000,000 items.

@@ -27,7 +27,8 @@ CHECKS = [checks.not_a_server_error, checks.response_schema_conformance, checks.
 
 class FuzzWorld:
     """An admin's project with items, review tasks (one labelled), a batch, budgets, an import and a seed
-    run not yet started, plus a project the admin is not in; rebuilt whenever a generated DELETE removed it, so later operations still meet real objects."""
+    run not yet started, plus a project the admin is not in; rebuilt whenever a generated DELETE removed
+    it, so later operations still meet real objects."""
 
     def __init__(self):
         from rest_framework.authtoken.models import Token
