@@ -10,8 +10,8 @@ asyncio tasks with one httpx connection each, against gunicorn on loopback (warm
 returns: latency is then mostly queueing for the server's CPU); with --think-seconds T each annotator
 looks at its item for T ± 50% before submitting, like a fast human. The loop stops at --seconds or
 --max-requests. claim_steady_* leave out the first 10 s. Then the database is checked: no task handed
-to two annotators, every acknowledged
-submit stored once, every done task labelled, and the claim query's plan is recorded (EXPLAIN ANALYZE).
+to two annotators, every acknowledged submit stored once, every done task labelled, and the plans of
+the claim's locking queries are recorded (EXPLAIN ANALYZE).
 
 Goal (issue 7): claim p99 < 50 ms with 50 annotators on 1,000,000 items.
 """
