@@ -98,7 +98,8 @@ def _compare(args) -> dict:
     run.refresh_from_db()
     escalated_online = set(ReviewTask.objects.filter(run=run).values_list("item__external_id", flat=True))
     escalated_offline = {test[i].id for i in np.flatnonzero(offline.escalated)}
-    stops_online = dict(JudgeRun.objects.filter(run=run, status="stopped_early").values_list(
+    # Where the judge was stopped (0 = before it started; T = escalated on the complete trace).
+    stops_online = dict(JudgeRun.objects.filter(run=run, item__external_id__in=escalated_online).values_list(
         "item__external_id", "stopped_at_step"))
     stops_offline = {test[i].id: int(offline.stop_step[i]) for i in np.flatnonzero(offline.escalated)}
     online_runs = JudgeRun.objects.filter(run=run)
@@ -116,6 +117,8 @@ def _compare(args) -> dict:
         "escalation_sets_equal": escalated_online == escalated_offline,
         "escalation_symmetric_difference": sorted(escalated_online ^ escalated_offline),
         "stop_steps_equal": all(stops_online.get(k) == v for k, v in stops_offline.items()),
+        "stop_step_mismatches": {k: [v, stops_online.get(k)] for k, v in stops_offline.items()
+                                 if stops_online.get(k) != v},
         "tokens_offline": int(offline.tokens.sum()), "tokens_online_reported": int(online_tokens),
         "tokens_online_same_counter": int(online_estimated),
         "tokens_ai_only": ai_only, "tokens_served_by_replay": served["tokens_sent"],
