@@ -30,4 +30,4 @@ def run_route_next_task(run_id: int) -> str | None:
 def models_train_task(project_id: int, user_id: int | None = None) -> dict:
     from labeling.services.training import models_train_by_id
 
-    return models_train_by_id(project_id=project_id, user_id=user_id)
+    return models_train_by_id(project_id=project_id, user_id=user_id)  # refusals are recorded, not raised

@@ -62,10 +62,11 @@ class DisagreementScorer:
             raise ValueError("this scorer was fitted on a feature matrix: pass g(x), not item dicts")
         return self.featurizer_.transform(items)
 
-    def _estimator(self):
+    def _estimator(self, early_stopping: bool = True):
         if self.model == "mlp":
             base = MLPClassifier(
-                hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha, max_iter=200, early_stopping=True,
+                hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha, max_iter=200,
+                early_stopping=early_stopping,
                 random_state=self.random_state,
             )
         elif self.model == "logreg":
@@ -94,7 +95,10 @@ class DisagreementScorer:
             cv: Any = list(GroupKFold(n_splits=n_folds).split(features, y, groups))
         else:
             cv = n_folds
-        self.calibrated_ = CalibratedClassifierCV(self._estimator(), method="sigmoid", cv=cv)
+        # Early stopping holds out a stratified 10%: on a small labelled set the rarer outcome may not
+        # reach two rows there, so it is only used once there is enough of both.
+        early_stopping = int(np.bincount(y).min()) >= 40
+        self.calibrated_ = CalibratedClassifierCV(self._estimator(early_stopping), method="sigmoid", cv=cv)
         self.calibrated_.fit(features, y)
         self.classes_ = self.calibrated_.classes_
         return self

@@ -54,6 +54,7 @@ def image_check(content: bytes, *, max_bytes: int | None = None, max_pixels: int
                         f"image has too many pixels: {width}×{height} = {width * height:,} (limit {max_pixels:,})"
                     )
                 image.load()
+                content, fmt = _reencode(image, fmt)
     except ImageRejected:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -63,6 +64,18 @@ def image_check(content: bytes, *, max_bytes: int | None = None, max_pixels: int
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"the image is damaged or truncated: {exc}") from None
     return CheckedImage(content, ALLOWED_FORMATS[fmt], width, height)
+
+
+def _reencode(image: Image.Image, fmt: str) -> tuple[bytes, str]:
+    """Store only decoded pixels: a polyglot's appended payload (HTML, PHP, a zip) never reaches storage."""
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        image.convert("RGB").save(out, "JPEG", quality=95)
+        return out.getvalue(), "JPEG"
+    if image.mode not in ("RGB", "RGBA", "L", "LA", "P", "1"):
+        image = image.convert("RGBA")
+    image.save(out, "PNG")
+    return out.getvalue(), "PNG"
 
 
 def image_from_data_uri(uri: str) -> CheckedImage:

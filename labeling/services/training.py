@@ -90,5 +90,11 @@ def models_train(*, project: Project, actor=None, activate: bool = True, random_
 
 
 def models_train_by_id(*, project_id: int, user_id: int | None = None) -> dict[str, Any]:
+    """The training task: a labelled set too small or too one-sided is a recorded refusal, not a crash."""
     user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
-    return models_train(project=Project.objects.get(pk=project_id), actor=user)
+    project = Project.objects.get(pk=project_id)
+    try:
+        return models_train(project=project, actor=user)
+    except ValueError as exc:
+        audit_event_record(project=project, actor=user, verb="training_refused", data={"reason": str(exc)})
+        return {"refused": str(exc)}
