@@ -8,6 +8,9 @@ from labeling.models import (
 )
 
 
+MAX_COUNT = 2_147_483_647  # the database's integer columns
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     my_role = serializers.SerializerMethodField()
 
@@ -146,9 +149,10 @@ class BudgetSerializer(serializers.ModelSerializer):
 
 class BudgetCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    cap = serializers.IntegerField(min_value=0, required=False)
+    cap = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, required=False)
     rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-    items = serializers.IntegerField(min_value=0, required=False, help_text="Items the rate applies to.")
+    items = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, required=False,
+                                     help_text="Items the rate applies to.")
 
     def validate(self, data):
         if ("cap" in data) == ("rate" in data):
@@ -179,8 +183,8 @@ class RunCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["route", "seed"], default="route")
     batch = serializers.IntegerField(required=False, help_text="Batch id (default: every pending item)")
     rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False, help_text="Budget ρ")
-    cap = serializers.IntegerField(min_value=0, required=False, help_text="Absolute budget cap")
-    seed_size = serializers.IntegerField(min_value=1, required=False,
+    cap = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, required=False, help_text="Absolute budget cap")
+    seed_size = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, required=False,
                                          help_text="Seed runs: how many random pending items to send")
 
     def validate(self, data):

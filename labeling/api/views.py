@@ -45,6 +45,9 @@ class ProjectDetail(generics.RetrieveUpdateDestroyAPIView):
         serializer.instance = projects.project_update(project=serializer.instance, actor=self.request.user,
                                                       **serializer.validated_data)
 
+    def perform_destroy(self, instance):
+        projects.project_delete(project=instance)
+
 
 class MembershipListCreate(generics.ListCreateAPIView):
     serializer_class = s.MembershipSerializer
@@ -137,7 +140,7 @@ class ImportDetail(APIView):
 class Export(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=list(exports.EXPORT_FORMATS), default="jsonl")],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={(200, content_type): OpenApiTypes.BINARY for content_type in exports.CONTENT_TYPES.values()},
     )
     def get(self, request, pk: int):
         """Stream the whole project in constant memory."""
@@ -182,8 +185,8 @@ class BudgetDetail(APIView):
     def patch(self, request, pk: int):
         budget = self._budget(request, pk, Role.ADMIN)
         cap = request.data.get("cap")
-        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
-            raise ValidationError({"cap": "must be a non-negative integer"})
+        if not isinstance(cap, int) or isinstance(cap, bool) or not 0 <= cap <= s.MAX_COUNT:
+            raise ValidationError({"cap": f"must be an integer from 0 to {s.MAX_COUNT}"})
         return Response(s.BudgetSerializer(ledger.budget_set_cap(budget=budget, cap=cap, actor=request.user)).data)
 
 

@@ -51,6 +51,15 @@ def project_update(*, project: Project, actor=None, **changes: Any) -> Project:
 
 
 @transaction.atomic
+def project_delete(*, project: Project) -> None:
+    """Delete a project with everything in it (runs first: they protect their budgets and models)."""
+    from labeling.models import RoutingRun
+
+    RoutingRun.objects.filter(project=project).delete()
+    project.delete()
+
+
+@transaction.atomic
 def membership_set(*, project: Project, user, role: str, actor=None) -> Membership:
     if role not in Role.values:
         raise ProjectError(f"unknown role {role!r}; expected one of {Role.values}")
