@@ -104,7 +104,9 @@ def run_models(run: RoutingRun) -> RunModels:
 
 def run_item_route(*, run_item_id: int) -> str:
     """Route one claimed run item to a terminal outcome. Returns the outcome's name."""
-    run_item = RunItem.objects.select_related("run", "run__project", "item").get(pk=run_item_id)
+    run_item = RunItem.objects.select_related(
+        "run", "run__project", "run__budget", "run__scorer", "run__router", "run__surrogate", "item"
+    ).get(pk=run_item_id)
     run, item = run_item.run, run_item.item
     if item.state in (ItemState.AUTO_LABELED, ItemState.HUMAN_LABELED, ItemState.AWAITING_REVIEW, ItemState.FAILED):
         _run_item_done(run_item)  # finished before a crash; only the run item was left behind
