@@ -53,9 +53,15 @@ def _json_object(value):
     return value
 
 
+class UsernameField(serializers.SlugRelatedField):
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", "\\0"))
+        return super().to_internal_value(data)
+
+
 class MembershipSerializer(serializers.ModelSerializer):
-    username = serializers.SlugRelatedField(source="user", slug_field="username",
-                                            queryset=get_user_model().objects.all())
+    username = UsernameField(source="user", slug_field="username", queryset=get_user_model().objects.all())
 
     class Meta:
         model = Membership
@@ -224,3 +230,8 @@ class ArtifactSerializer(serializers.ModelSerializer):
 
 class RollbackSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["scorer", "router", "surrogate"])
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    lease_expires_at = serializers.DateTimeField()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -140,7 +141,11 @@ class ImportDetail(APIView):
 class Export(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=list(exports.EXPORT_FORMATS), default="jsonl")],
-        responses={(200, content_type): OpenApiTypes.BINARY for content_type in exports.CONTENT_TYPES.values()},
+        responses={
+            (200, "application/json"): build_array_type(build_basic_type(OpenApiTypes.OBJECT)),
+            (200, "application/x-ndjson"): OpenApiTypes.BINARY,
+            (200, "text/csv"): OpenApiTypes.BINARY,
+        },
     )
     def get(self, request, pk: int):
         """Stream the whole project in constant memory."""
@@ -249,7 +254,7 @@ class TaskRelease(_TaskAction):
 
 
 class TaskHeartbeat(_TaskAction):
-    @extend_schema(request=None, responses=s.TaskSerializer)
+    @extend_schema(request=None, responses=s.HeartbeatSerializer)
     def post(self, request, pk: int):
         self._check(request, pk)
         task = queue.review_task_heartbeat(task_id=pk, user=request.user)
