@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import time
 import uuid
 
@@ -46,6 +48,29 @@ def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk
                  "inside": inside}
 
 
+class QueryLog:
+    """A connection.execute_wrapper that counts and times each SQL statement shape (literals masked)."""
+
+    def __init__(self):
+        self.by_shape: dict[str, list[float]] = {}
+
+    def __call__(self, execute, sql, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            shape = re.sub(r"\s+", " ", sql)[:150]
+            self.by_shape.setdefault(shape, []).append(time.perf_counter() - started)
+
+    def table(self, items: int) -> str:
+        rows = sorted(self.by_shape.items(), key=lambda kv: -sum(kv[1]))
+        total = sum(len(v) for v in self.by_shape.values())
+        lines = [f"{total / items:.1f} statements per item, {1000 * sum(map(sum, self.by_shape.values())) / items:.1f} "
+                 "ms per item in the database; by shape (per item: count, ms):"]
+        lines += [f"{len(v) / items:5.2f} {1000 * sum(v) / items:6.2f}  {shape}" for shape, v in rows[:25]]
+        return "\n".join(lines)
+
+
 def profile(project, n: int) -> dict:
     """cProfile of n `run_route_next` steps in this process (instant judge), plus the claim query's plan."""
     import cProfile
@@ -69,15 +94,18 @@ def profile(project, n: int) -> dict:
         RoutingRun.objects.filter(pk=run.pk).update(state="running")
         run_route_next(run_id=run.pk)  # warm-up: model loading, judge client
         profiler = cProfile.Profile()
+        queries = QueryLog()
         started = time.perf_counter()
         profiler.enable()
-        for _ in range(n - 1):
-            run_route_next(run_id=run.pk)
+        with connection.execute_wrapper(queries):
+            for _ in range(n - 1):
+                run_route_next(run_id=run.pk)
         profiler.disable()
         seconds = time.perf_counter() - started
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+    pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(30)
     print(out.getvalue())
+    print(queries.table(n - 1))
     with transaction.atomic():
         qs = (RunItem.objects.filter(run_id=run.pk)
               .filter(Q(state="queued") | Q(state="claimed", lease_expires_at__lt=timezone.now()))

@@ -59,10 +59,14 @@ def artifact_active(*, project: Project | int, kind: str) -> ModelArtifact | Non
     return ModelArtifact.objects.filter(project_id=project_id, kind=kind, is_active=True).first()
 
 
-def artifact_load(artifact: ModelArtifact) -> Any:
+def artifact_load(artifact: ModelArtifact | int) -> Any:
+    """The artifact's model (an artifact or its id; the row is only read on this process's first load)."""
+    pk = artifact if isinstance(artifact, int) else artifact.pk
     with _cache_lock:
-        if artifact.pk in _cache:
-            return _cache[artifact.pk]
+        if pk in _cache:
+            return _cache[pk]
+    if isinstance(artifact, int):
+        artifact = ModelArtifact.objects.get(pk=pk)
     with artifact.file.open("rb") as handle:
         model = load_model_bytes(handle.read())
     with _cache_lock:

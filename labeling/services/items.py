@@ -1,7 +1,8 @@
 """Item state changes: one service per transition, each in one transaction with an audit event.
 
-Every service locks the item row, checks the transition against ``labeling.states`` and refuses an
-invalid one with ``InvalidTransition``, so concurrent workers can never move an item twice.
+Every service locks the item row (or updates it only if still in the state the caller saw), checks the
+transition against ``labeling.states`` and refuses an invalid one with ``InvalidTransition``, so
+concurrent workers can never move an item twice.
 """
 
 from __future__ import annotations
@@ -9,17 +10,38 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from labeling.models import Item, Tier
 from labeling.services.audit import audit_event_record
-from labeling.states import ItemState, check_transition
+from labeling.states import TRANSITIONS, ItemState, check_transition
 
 
 def _transition(
-    *, item_id: int, to_state: str, verb: str, actor=None, data: dict[str, Any] | None = None, **changes: Any
+    *, item_id: int, to_state: str, verb: str, actor=None, data: dict[str, Any] | None = None,
+    label: str | None = None, seen: Item | None = None, **changes: Any
 ) -> Item:
-    item = Item.objects.select_for_update().get(pk=item_id)
+    """Lock the item, check the transition (and ``label`` against the project's labels), write, audit.
+
+    ``seen`` is the item as the caller read it (its project loaded): if the item is still in that
+    state, one conditional UPDATE replaces the locked read (the pipeline's hot path); if it moved
+    meanwhile, the locked read decides as usual.
+    """
+    if seen is not None and to_state in TRANSITIONS.get(seen.state, ()):
+        if label is not None:
+            _check_label(seen, label)
+        from_state, now = seen.state, timezone.now()
+        if Item.objects.filter(pk=item_id, state=from_state).update(state=to_state, updated_at=now, **changes):
+            seen.state, seen.updated_at = to_state, now
+            for name, value in changes.items():
+                setattr(seen, name, value)
+            audit_event_record(project=seen.project_id, item=seen, actor=actor, verb=verb, from_state=from_state,
+                               to_state=to_state, data=data)
+            return seen
+    item = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=item_id)
     from_state = item.state
+    if label is not None:
+        _check_label(item, label)
     check_transition(from_state, to_state)
     item.state = to_state
     for name, value in changes.items():
@@ -32,9 +54,10 @@ def _transition(
 
 
 @transaction.atomic
-def item_start_routing(*, item_id: int, actor=None, data: dict[str, Any] | None = None) -> Item:
+def item_start_routing(*, item_id: int, actor=None, data: dict[str, Any] | None = None, seen: Item | None = None
+                       ) -> Item:
     return _transition(item_id=item_id, to_state=ItemState.ROUTING, verb="routing_started", actor=actor, data=data,
-                       failure_reason="")
+                       seen=seen, failure_reason="")
 
 
 @transaction.atomic
@@ -46,15 +69,14 @@ def item_release(*, item_id: int, reason: str, actor=None) -> Item:
 
 @transaction.atomic
 def item_label_automatically(
-    *, item_id: int, label: str, tier: str, actor=None, data: dict[str, Any] | None = None
+    *, item_id: int, label: str, tier: str, actor=None, data: dict[str, Any] | None = None, seen: Item | None = None
 ) -> Item:
     """The surrogate or the judge labelled the item."""
     if tier not in (Tier.SURROGATE, Tier.JUDGE):
         raise ValueError(f"automatic labels come from the surrogate or the judge, not {tier!r}")
-    item = Item.objects.select_related("project").get(pk=item_id)
-    _check_label(item, label)
     return _transition(item_id=item_id, to_state=ItemState.AUTO_LABELED, verb=f"labeled_by_{tier}", actor=actor,
-                       data={"label": label, **(data or {})}, final_label=label, final_source=tier)
+                       data={"label": label, **(data or {})}, label=label, seen=seen, final_label=label,
+                       final_source=tier)
 
 
 @transaction.atomic
@@ -66,10 +88,9 @@ def item_escalate(*, item_id: int, reason: str, actor=None, data: dict[str, Any]
 
 @transaction.atomic
 def item_label_by_human(*, item_id: int, label: str, actor=None, data: dict[str, Any] | None = None) -> Item:
-    item = Item.objects.select_related("project").get(pk=item_id)
-    _check_label(item, label)
     return _transition(item_id=item_id, to_state=ItemState.HUMAN_LABELED, verb="labeled_by_human", actor=actor,
-                       data={"label": label, **(data or {})}, final_label=label, final_source=Tier.HUMAN)
+                       data={"label": label, **(data or {})}, label=label, final_label=label,
+                       final_source=Tier.HUMAN)
 
 
 @transaction.atomic

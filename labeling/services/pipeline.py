@@ -93,9 +93,9 @@ def judge_for(project: Project) -> OpenAIJudge:
 
 def run_models(run: RoutingRun) -> RunModels:
     return RunModels(
-        scorer=artifact_load(run.scorer) if run.scorer_id else None,
-        design=artifact_load(run.router) if run.router_id else None,
-        surrogate=artifact_load(run.surrogate) if run.surrogate_id else None,
+        scorer=artifact_load(run.scorer_id) if run.scorer_id else None,
+        design=artifact_load(run.router_id) if run.router_id else None,
+        surrogate=artifact_load(run.surrogate_id) if run.surrogate_id else None,
     )
 
 
@@ -104,24 +104,24 @@ def run_models(run: RoutingRun) -> RunModels:
 
 def run_item_route(*, run_item_id: int) -> str:
     """Route one claimed run item to a terminal outcome. Returns the outcome's name."""
-    run_item = RunItem.objects.select_related(
-        "run", "run__project", "run__budget", "run__scorer", "run__router", "run__surrogate", "item"
-    ).get(pk=run_item_id)
+    run_item = RunItem.objects.select_related("run", "run__project", "run__budget", "item").get(pk=run_item_id)
     run, item = run_item.run, run_item.item
+    item.project = run.project  # the same row: label checks need no query of their own
     if item.state in (ItemState.AUTO_LABELED, ItemState.HUMAN_LABELED, ItemState.AWAITING_REVIEW, ItemState.FAILED):
         _run_item_done(run_item)  # finished before a crash; only the run item was left behind
         return "already_done"
     if item.state != ItemState.ROUTING:
-        item_services.item_start_routing(item_id=item.pk, data={"run": run.pk, "attempt": run_item.attempts})
+        item_services.item_start_routing(item_id=item.pk, data={"run": run.pk, "attempt": run_item.attempts},
+                                         seen=item)
     else:
         _abandon_stale_judge_runs(item)
     models = run_models(run)
-    _renew_lease(run_item)  # loading models can take a while on a cold worker
+    _renew_lease_if_due(run_item)  # loading models can take a while on a cold worker
     project = run.project
     try:
         if run.kind == RoutingRun.Kind.SEED:
             return _route_seed(run, run_item, item, project)
-        if _already_charged(run, item):
+        if run_item.attempts > 1 and _already_charged(run, item):
             return _escalate(run, run_item, item, reason="escalation granted before a worker restart")
         spot_check_label = None
         if models.surrogate is not None:
@@ -163,7 +163,7 @@ def _try_surrogate(run, run_item, item, surrogate: dict[str, Any]) -> tuple[str 
         return None, label
     with transaction.atomic():
         _run_item_done(run_item)
-        item_services.item_label_automatically(item_id=item.pk, label=label, tier=Tier.SURROGATE,
+        item_services.item_label_automatically(item_id=item.pk, label=label, tier=Tier.SURROGATE, seen=item,
                                                data={"run": run.pk, "acceptor_score": float(scores[0]),
                                                      "surrogate_version": artifact.version})
     return "surrogate", None
@@ -179,7 +179,7 @@ def _route_seed(run, run_item, item, project) -> str:
     if not ledger_try_spend(budget_id=run.budget_id, item=item, reason="seed run"):
         with transaction.atomic():  # the seed budget is its own size; refused only if an admin cut it
             _run_item_done(run_item)
-            item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE,
+            item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE, seen=item,
                                                    data={"run": run.pk, "judge_run": judge_run.pk})
         return "judge"
     return _escalate(run, run_item, item, reason="seed run: judged to completion, then human-labelled")
@@ -198,12 +198,12 @@ def _route_with_judge(run, run_item, item, project, models: RunModels, spot_chec
         return "failed"
     if result == "escalated":
         return _escalate(run, run_item, item, reason=_reason(stream.decisions[-1], router))
-    _save_judge_result(judge_run, result, steps=stream.steps)
+    _save_judge_result(judge_run, result, steps=stream.steps, decisions=stream.decisions)
     if spot_check_label is not None:
         _record_spot_check(run, item, spot_check_label, result.label)
     with transaction.atomic():
         _run_item_done(run_item)
-        item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE,
+        item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE, seen=item,
                                                data={"run": run.pk, "judge_run": judge_run.pk})
     return "judge"
 
@@ -217,7 +217,8 @@ def _escalate_before_judge(run, run_item, item, project, p_hat: float) -> str | 
         status=JudgeRun.Status.STOPPED_EARLY, stopped_at_step=0, stop_reason="escalated_before_judge",
         output_tokens=0, finished_at=timezone.now(),
     )
-    RouterDecision.objects.create(judge_run=judge_run, step=0, score=float(p_hat), action="escalate", granted=True)
+    RouterDecision.objects.create(judge_run=judge_run, step=0, score=float(p_hat), action="escalate", granted=True,
+                                  router_id=run.router_id)
     return _escalate(run, run_item, item, reason=f"escalated before the judge started (p̂={p_hat:.2f})")
 
 
@@ -246,17 +247,15 @@ def _stream_judge(run, item, project, *, router, p_hat: float, run_item: RunItem
                         _check_running(run, run_item)
                     if not budget_open or not router.should_poll(t):
                         continue
-                    decision = _poll(router, judge_run, stream_state, inputs, p_hat, final=False)
+                    decision = _poll(router, run.router_id, judge_run, stream_state, inputs, p_hat, final=False)
                     if decision.action == "escalate":
                         if ledger_try_spend(budget_id=run.budget_id, item=item, reason=f"router at step {t}"):
                             decision.granted = True
-                            decision.save(update_fields=["granted"])
                             stream.close()  # stops the generation: the tokens after step t are never produced
                             _save_judge_result(judge_run, stream.result, steps=stream_state.steps, stopped_at=t,
-                                               stop_reason="router_escalated")
+                                               stop_reason="router_escalated", decisions=stream_state.decisions)
                             return judge_run, "escalated", stream_state
                         decision.granted = False
-                        decision.save(update_fields=["granted"])
                         budget_open = False  # the budget is spent: the judge completes, no more router calls
             stream_state.steps.extend(step for step in parser.close() if not is_label_line(step))
             result = stream.result
@@ -265,21 +264,23 @@ def _stream_judge(run, item, project, *, router, p_hat: float, run_item: RunItem
         return judge_run, None, stream_state
     if budget_open and router is not None and router.should_poll(len(stream_state.steps), final=True) \
             and (not stream_state.decisions or stream_state.decisions[-1].step != len(stream_state.steps)):
-        decision = _poll(router, judge_run, stream_state, inputs, p_hat, final=True, judge_label=result.label)
+        decision = _poll(router, run.router_id, judge_run, stream_state, inputs, p_hat, final=True,
+                         judge_label=result.label)
         if decision.action == "escalate":
-            granted = ledger_try_spend(budget_id=run.budget_id, item=item, reason="router at completion")
-            decision.granted = granted
-            decision.save(update_fields=["granted"])
-            if granted:
-                _save_judge_result(judge_run, result, steps=stream_state.steps, stop_reason="router_escalated_at_end")
+            decision.granted = ledger_try_spend(budget_id=run.budget_id, item=item, reason="router at completion")
+            if decision.granted:
+                _save_judge_result(judge_run, result, steps=stream_state.steps, stop_reason="router_escalated_at_end",
+                                   decisions=stream_state.decisions)
                 return judge_run, "escalated", stream_state
     return judge_run, result, stream_state
 
 
-def _poll(router, judge_run, state: _Stream, inputs, p_hat, *, final: bool, judge_label=None) -> RouterDecision:
+def _poll(router, router_id, judge_run, state: _Stream, inputs, p_hat, *, final: bool,
+          judge_label=None) -> RouterDecision:
+    """Ask the router; the decision is kept in memory and stored with the judge run's result."""
     decision = router.decide(state.steps, inputs, float(p_hat), final=final, judge_label=judge_label)
-    row = RouterDecision.objects.create(judge_run=judge_run, step=len(state.steps), score=float(decision.score),
-                                        action=decision.action)
+    row = RouterDecision(judge_run=judge_run, step=len(state.steps), score=float(decision.score),
+                         action=decision.action, router_id=router_id)
     state.decisions.append(row)
     return row
 
@@ -290,11 +291,9 @@ def _reason(decision: RouterDecision, router) -> str:
 
 
 def _budget_open(run: RoutingRun) -> bool:
-    if run.budget_id is None:
-        return False
-    budget = run.budget
-    budget.refresh_from_db(fields=["spent", "cap"])
-    return budget.spent < budget.cap
+    """As read with the run item (milliseconds old): only steers whether the router is asked at all;
+    the ledger decides every escalation under its own lock."""
+    return run.budget_id is not None and run.budget.spent < run.budget.cap
 
 
 def _check_running(run: RoutingRun, run_item: RunItem | None) -> None:
@@ -302,9 +301,15 @@ def _check_running(run: RoutingRun, run_item: RunItem | None) -> None:
     if state != RoutingRun.State.RUNNING:
         run.state = state
         raise RunInterrupted
-    if run_item is not None and run_item.lease_expires_at is not None:
-        if (run_item.lease_expires_at - timezone.now()).total_seconds() < settings.TRACELAB_ROUTE_LEASE_SECONDS / 2:
-            _renew_lease(run_item)
+    if run_item is not None:
+        _renew_lease_if_due(run_item)
+
+
+def _renew_lease_if_due(run_item: RunItem) -> None:
+    """Renew once half the lease has run out (a renewal is a write; most items finish well inside it)."""
+    if run_item.lease_expires_at is None or \
+            (run_item.lease_expires_at - timezone.now()).total_seconds() < settings.TRACELAB_ROUTE_LEASE_SECONDS / 2:
+        _renew_lease(run_item)
 
 
 def _renew_lease(run_item: RunItem) -> None:
@@ -317,7 +322,7 @@ def _renew_lease(run_item: RunItem) -> None:
 
 
 def _save_judge_result(judge_run: JudgeRun, result, *, steps: list[str], stopped_at: int | None = None,
-                       stop_reason: str = "completed") -> None:
+                       stop_reason: str = "completed", decisions: list[RouterDecision] = ()) -> None:
     judge_run.status = JudgeRun.Status.STOPPED_EARLY if stopped_at else JudgeRun.Status.COMPLETED
     judge_run.raw_reasoning = result.text
     judge_run.steps = steps
@@ -330,7 +335,9 @@ def _save_judge_result(judge_run: JudgeRun, result, *, steps: list[str], stopped
     judge_run.stop_reason = stop_reason
     judge_run.finished_at = timezone.now()
     judge_run.extra = {**judge_run.extra, "attempts": result.attempts, "first_token_s": result.first_token_s}
-    judge_run.save()
+    with transaction.atomic():
+        judge_run.save()
+        RouterDecision.objects.bulk_create(decisions)
 
 
 def _judge_failed(run, run_item, item, project, judge_run: JudgeRun, exc: JudgeError, state: _Stream) -> None:
@@ -340,7 +347,9 @@ def _judge_failed(run, run_item, item, project, judge_run: JudgeRun, exc: JudgeE
     judge_run.steps = state.steps
     judge_run.raw_reasoning = getattr(exc, "text", "") or ""
     judge_run.finished_at = timezone.now()
-    judge_run.save()
+    with transaction.atomic():
+        judge_run.save()
+        RouterDecision.objects.bulk_create(state.decisions)
     if project.judge_failure_policy == JudgeFailurePolicy.HUMAN and run.budget_id \
             and ledger_try_spend(budget_id=run.budget_id, item=item, reason="judge failure"):
         _escalate(run, run_item, item, reason=reason + "; sent to humans by the project's policy")

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Batch, Item, ModelArtifact, Project, RoutingRun, RunItem
@@ -124,7 +123,7 @@ def run_start(*, run: RoutingRun, actor=None) -> RoutingRun:
         run.started_at = run.started_at or timezone.now()
         run.save(update_fields=["state", "started_at"])
         audit_event_record(project=run.project_id, actor=actor, verb="run_started", data={"run": run.pk})
-        remaining = RunItem.objects.filter(run=run).exclude(state__in=[RunItem.State.DONE, RunItem.State.FAILED]).count()
+        remaining = _unfinished(RunItem.objects.filter(run=run)).count()
         transaction.on_commit(lambda: _enqueue(run.pk, remaining))
     return run
 
@@ -164,22 +163,26 @@ def _set_state(run: RoutingRun, state: str, allowed: set[str], actor) -> Routing
 
 
 def run_claim_next(*, run_id: int) -> RunItem | None:
-    """Lease the queued run item with the highest p̂ (or one whose lease expired). None when none is left."""
+    """Lease the run item whose lease expired (a lost worker's), else the queued one with the highest p̂.
+    None when none is left or the run is not running.
+
+    Two indexed LIMIT 1 scans rather than one with an OR: the OR makes PostgreSQL gather and sort every
+    matching row (and the dead index entries of the rows already claimed) on every claim.
+    """
     now = timezone.now()
+    claimable = (RunItem.objects.filter(run_id=run_id, run__state=RoutingRun.State.RUNNING)
+                 .order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",))
+                 .only("id", "run_id", "item_id", "priority", "attempts"))
     with transaction.atomic():
-        run_item = (
-            RunItem.objects.filter(run_id=run_id)
-            .filter(Q(state=RunItem.State.QUEUED) | Q(state=RunItem.State.CLAIMED, lease_expires_at__lt=now))
-            .order_by("-priority", "id")
-            .select_for_update(skip_locked=True)
-            .first()
-        )
+        run_item = (claimable.filter(state=RunItem.State.CLAIMED, lease_expires_at__lt=now).first()
+                    or claimable.filter(state=RunItem.State.QUEUED).first())
         if run_item is None:
             return None
         run_item.state = RunItem.State.CLAIMED
         run_item.attempts += 1
         run_item.lease_expires_at = now + timedelta(seconds=settings.TRACELAB_ROUTE_LEASE_SECONDS)
-        run_item.save(update_fields=["state", "attempts", "lease_expires_at"])
+        RunItem.objects.filter(pk=run_item.pk).update(state=run_item.state, attempts=run_item.attempts,
+                                                      lease_expires_at=run_item.lease_expires_at)
     return run_item
 
 
@@ -187,8 +190,6 @@ def run_route_next(*, run_id: int) -> str | None:
     """One worker step: claim the best remaining item of a running run and route it."""
     from labeling.services.pipeline import run_item_route
 
-    if not RoutingRun.objects.filter(pk=run_id, state=RoutingRun.State.RUNNING).exists():
-        return None
     # One task routes one item. An item another worker took over (lease lost) or already finished
     # does not count: claim the next one, so every queued item keeps a task of its own.
     for _ in range(MAX_SKIPS):
@@ -237,7 +238,7 @@ def _revisit_leased(run_id: int) -> None:
 
     if app.conf.task_always_eager:
         return  # in-process there is no other worker; `run_resume` picks leftovers up
-    first = (RunItem.objects.filter(run_id=run_id, state=RunItem.State.CLAIMED)
+    first = (RunItem.objects.filter(run_id=run_id, run__state=RoutingRun.State.RUNNING, state=RunItem.State.CLAIMED)
              .order_by("lease_expires_at").values_list("lease_expires_at", flat=True).first())
     if first is not None:
         delay = max(1.0, (first - timezone.now()).total_seconds() + 0.5)
@@ -245,14 +246,23 @@ def _revisit_leased(run_id: int) -> None:
 
 
 def run_finish_if_done(*, run_id: int) -> bool:
+    """Complete the run once every run item is done or failed (checked without a lock first: most calls
+    find items left, and the run row is every worker's to lock)."""
+    if _unfinished(RunItem.objects.filter(run_id=run_id)).exists():
+        return False
     with transaction.atomic():
         run = RoutingRun.objects.select_for_update().get(pk=run_id)
         if run.state != RoutingRun.State.RUNNING:
             return False
-        if RunItem.objects.filter(run=run).exclude(state__in=[RunItem.State.DONE, RunItem.State.FAILED]).exists():
+        if _unfinished(RunItem.objects.filter(run=run)).exists():
             return False
         run.state = RoutingRun.State.COMPLETED
         run.finished_at = timezone.now()
         run.save(update_fields=["state", "finished_at"])
         audit_event_record(project=run.project_id, verb="run_completed", data={"run": run.pk})
     return True
+
+
+def _unfinished(run_items):
+    # state IN (…) walks the claim-order index; NOT IN (done, failed) would read every run item.
+    return run_items.filter(state__in=[RunItem.State.QUEUED, RunItem.State.CLAIMED])
