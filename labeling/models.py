@@ -377,7 +377,12 @@ class HumanLabel(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["annotator", "created_at"], name="humanlabel_annotator_day")]
+        indexes = [
+            models.Index(fields=["annotator", "created_at"], name="humanlabel_annotator_day"),
+            # The reviewers' sample: labels waiting for a verdict, oldest first, without walking the judged ones.
+            models.Index(fields=["id"], condition=Q(source="review", review_status="pending"),
+                         name="humanlabel_pending_review"),
+        ]
 
 
 class ImportJob(models.Model):
@@ -415,6 +420,31 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+
+class Tally(models.Model):
+    """Running totals behind the dashboard, the runs table and the batch list, so that they cost the same at a
+    million items as at ten: item states and tiers per batch, run items per state, judge runs per status with
+    their tokens and latency, stopping steps, router calls, review tasks per state, human seconds and each run's
+    surrogate / judge labels — each keyed by project, batch (0: none) and run (0: none).
+
+    Database triggers (migration 0002) write these rows in the same transaction as every insert, update and
+    delete of the counted tables, whatever the code path (services, COPY imports, raw SQL, cascades): a change
+    appends signed deltas (+1 for the new row, −1 for the old one) and a total is the SUM of its rows, so
+    concurrent writers never wait on one another. A writer whose delta row id is a multiple of 1,024 folds the
+    project's rows into one per key (under an advisory lock on PostgreSQL), which keeps every project at a few
+    hundred rows. Read through ``labeling.selectors``; never written from Python.
+    """
+
+    project_id = models.BigIntegerField()
+    batch_id = models.BigIntegerField(default=0)
+    run_id = models.BigIntegerField(default=0)
+    key = models.CharField(max_length=64)
+    n = models.BigIntegerField(default=0)
+    amount = models.FloatField(default=0.0)
+
+    class Meta:
+        indexes = [models.Index(fields=["project_id", "run_id"], name="tally_project_run")]
 
 
 class AuditEventQuerySet(models.QuerySet):

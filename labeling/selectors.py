@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+import functools
+import operator
 
-from labeling.models import Budget, HumanLabel, ImportJob, Item, Project, ReviewTask
+from django.db.models import Q, QuerySet
+
+from labeling.models import Budget, ImportJob, Item, Project, ReviewTask
 
 
 def project_list_for(*, user) -> QuerySet[Project]:
@@ -38,16 +41,49 @@ def import_job_visible(*, user, job_id: int) -> ImportJob | None:
     return job
 
 
+# ---------------------------------------------------------------- totals (labeling.models.Tally)
+
+
+def _tallies(*, project_id: int, run_ids: list[int] | None = None, keys: tuple[str, ...] = ()) -> dict:
+    """{(batch id, run id, key): [n, amount]}: the project's running totals (one indexed read of a few hundred
+    rows however many items the project has), only ``run_ids`` and keys starting with ``keys`` if given."""
+    from django.db.models import Sum
+
+    from labeling.models import Tally
+
+    rows = Tally.objects.filter(project_id=project_id)
+    if run_ids is not None:
+        rows = rows.filter(run_id__in=run_ids)
+    if keys:
+        rows = rows.filter(functools.reduce(operator.or_, (Q(key__startswith=k) for k in keys)))
+    totals = rows.values_list("batch_id", "run_id", "key").annotate(n=Sum("n"), amount=Sum("amount")).order_by()
+    return {(batch, run, key): [n, amount] for batch, run, key, n, amount in totals}
+
+
+def _by_key(tallies: dict, prefix: str, *, run_id: int | None = None) -> dict[str, int]:
+    """{what follows ``prefix`` in the key: n}, summed over batches (and runs unless ``run_id``); zeros left out."""
+    out: dict[str, int] = {}
+    for (_batch, run, key), (n, _amount) in tallies.items():
+        if key.startswith(prefix) and (run_id is None or run == run_id):
+            out[key[len(prefix):]] = out.get(key[len(prefix):], 0) + n
+    return {name: n for name, n in out.items() if n}
+
+
+def _total(tallies: dict, key: str, *, run_id: int | None = None) -> tuple[int, float]:
+    """(n, amount) of one key, summed over batches (and runs unless ``run_id``)."""
+    n, amount = 0, 0.0
+    for (_batch, run, k), (dn, da) in tallies.items():
+        if k == key and (run_id is None or run == run_id):
+            n, amount = n + dn, amount + da
+    return n, amount
+
+
 def project_counts(*, project: Project) -> dict[str, dict[str, int]]:
-    by_state = dict(Item.objects.filter(project=project).values_list("state").annotate(n=Count("id")).order_by())
-    by_source = dict(
-        Item.objects.filter(project=project, final_source__isnull=False)
-        .values_list("final_source").annotate(n=Count("id")).order_by()
-    )
-    waiting = ReviewTask.objects.filter(project=project).filter(
-        Q(state=ReviewTask.State.OPEN) | Q(state=ReviewTask.State.LEASED)
-    ).count()
-    return {"by_state": by_state, "by_source": by_source, "review_waiting": waiting}
+    """Items by state and by the tier of their final label, and review tasks waiting (open or leased)."""
+    tallies = _tallies(project_id=project.pk, keys=("state:", "source:", "task:"))
+    tasks = _by_key(tallies, "task:")
+    return {"by_state": _by_key(tallies, "state:"), "by_source": _by_key(tallies, "source:"),
+            "review_waiting": tasks.get(ReviewTask.State.OPEN, 0) + tasks.get(ReviewTask.State.LEASED, 0)}
 
 
 def budget_list(*, project: Project) -> QuerySet[Budget]:
@@ -55,41 +91,40 @@ def budget_list(*, project: Project) -> QuerySet[Budget]:
 
 
 def run_progress(*, run) -> dict:
-    """A run's progress and accounting, from aggregate queries (no per-item loading)."""
-    from django.db.models import Sum
+    """A run's progress and accounting, from its running totals (no per-item loading)."""
+    return _run_progress(run, _tallies(project_id=run.project_id, run_ids=[run.pk]))
 
-    from labeling.models import JudgeRun, RouterDecision, RunItem
 
-    states = dict(RunItem.objects.filter(run=run).values_list("state").annotate(n=Count("id")).order_by())
-    total = sum(states.values())
+def _run_progress(run, tallies: dict) -> dict:
+    from labeling.models import JudgeRun, RunItem
+
+    def total(key: str) -> tuple[int, float]:
+        return _total(tallies, key, run_id=run.pk)
+
+    states = _by_key(tallies, "runitem:", run_id=run.pk)
+    items = sum(states.values())
     finished = states.get(RunItem.State.DONE, 0) + states.get(RunItem.State.FAILED, 0)
-    tiers = dict(
-        Item.objects.filter(run_items__run=run, final_source__isnull=False)
-        .values_list("final_source").annotate(n=Count("id")).order_by()
-    )
-    escalated = ReviewTask.objects.filter(run=run).values("item").distinct().count()
-    tokens = JudgeRun.objects.filter(run=run).aggregate(
-        output=Sum("output_tokens"), input=Sum("input_tokens"), latency_ms=Sum("latency_ms"),
-        stopped=Count("id", filter=Q(status=JudgeRun.Status.STOPPED_EARLY)),
-        stopped_output=Sum("output_tokens", filter=Q(status=JudgeRun.Status.STOPPED_EARLY)),
-        completed=Count("id", filter=Q(status=JudgeRun.Status.COMPLETED)),
-        completed_output=Sum("output_tokens", filter=Q(status=JudgeRun.Status.COMPLETED)),
-    )
+    # Labels this run gave (audit log); every review task it opened is one escalated item.
+    tiers = _by_key(tallies, "tier:", run_id=run.pk)
+    escalated = sum(_by_key(tallies, "task:", run_id=run.pk).values())
+    stopped, stopped_output = total(f"judge:{JudgeRun.Status.STOPPED_EARLY}")
+    completed, completed_output = total(f"judge:{JudgeRun.Status.COMPLETED}")
+    output = sum(int(round(amount)) for (_b, r, key), (_n, amount) in tallies.items()
+                 if r == run.pk and key.startswith("judge:"))
     # A stopped stream's full length is never seen: estimate it by the run's mean completed length.
-    mean_full = (tokens["completed_output"] or 0) / tokens["completed"] if tokens["completed"] else 0.0
-    saved = max(0.0, mean_full * tokens["stopped"] - (tokens["stopped_output"] or 0))
-    lead_time = HumanLabel.objects.filter(task__run=run).aggregate(s=Sum("lead_time_seconds"))["s"] or 0.0
+    mean_full = completed_output / completed if completed else 0.0
+    saved = max(0.0, mean_full * stopped - stopped_output)
     budget = run.budget
     return {
-        "id": run.pk, "kind": run.kind, "state": run.state, "items": total, "finished": finished,
-        "progress": (finished / total) if total else 1.0, "run_items": states,
+        "id": run.pk, "kind": run.kind, "state": run.state, "items": items, "finished": finished,
+        "progress": (finished / items) if items else 1.0, "run_items": states,
         "by_tier": {"surrogate": tiers.get("surrogate", 0), "judge": tiers.get("judge", 0), "human": escalated},
         "budget": None if budget is None else {"cap": budget.cap, "spent": budget.spent, "remaining": budget.remaining},
-        "judge_output_tokens": tokens["output"] or 0, "judge_input_tokens": tokens["input"] or 0,
-        "judge_latency_ms": tokens["latency_ms"] or 0, "stopped_early": tokens["stopped"],
-        "judge_output_tokens_saved_estimate": round(saved), "human_lead_time_seconds": round(lead_time, 1),
-        "router_calls": RouterDecision.objects.filter(judge_run__run=run, step__gt=0).count(),
-        "failed": states.get(RunItem.State.FAILED, 0),
+        "judge_output_tokens": output, "judge_input_tokens": int(round(total("judge_input")[1])),
+        "judge_latency_ms": int(round(total("judge_latency_ms")[1])), "stopped_early": stopped,
+        "judge_output_tokens_saved_estimate": round(saved),
+        "human_lead_time_seconds": round(total("human_seconds")[1], 1),
+        "router_calls": total("router_call")[0], "failed": states.get(RunItem.State.FAILED, 0),
         "created_at": run.created_at, "started_at": run.started_at, "finished_at": run.finished_at,
     }
 
@@ -165,29 +200,28 @@ def review_sample(*, project: Project, reviewer, limit: int = 50) -> QuerySet:
 
 
 def run_list(*, project: Project, limit: int = 20) -> list[dict]:
-    runs = project.runs.select_related("budget").order_by("-id")[:limit]
-    return [run_progress(run=run) for run in runs]
+    runs = list(project.runs.select_related("budget").order_by("-id")[:limit])
+    tallies = _tallies(project_id=project.pk, run_ids=[run.pk for run in runs]) if runs else {}
+    return [_run_progress(run, tallies) for run in runs]
 
 
 def cost_summary(*, project: Project, price_in: float, price_out: float) -> dict:
     """Judge tokens, an estimate of the tokens early stopping saved, money at the given prices
     (per million tokens), and human minutes."""
-    from django.db.models import Avg, Sum
+    from labeling.models import JudgeRun
 
-    from labeling.models import HumanLabel, JudgeRun
-
-    completed, stopped = Q(status=JudgeRun.Status.COMPLETED), Q(status=JudgeRun.Status.STOPPED_EARLY)
-    totals = JudgeRun.objects.filter(item__project=project).aggregate(  # one pass over the project's judge runs
-        out=Sum("output_tokens"), inp=Sum("input_tokens"), full_avg=Avg("output_tokens", filter=completed),
-        stopped_n=Count("id", filter=stopped), stopped_out=Sum("output_tokens", filter=stopped),
-    )
-    full = totals["full_avg"]
+    tallies = _tallies(project_id=project.pk, keys=("judge", "human_seconds"))
+    out = sum(int(round(amount)) for (_b, _r, key), (_n, amount) in tallies.items() if key.startswith("judge:"))
+    inp = int(round(_total(tallies, "judge_input")[1]))
+    completed_output = _total(tallies, f"judge:{JudgeRun.Status.COMPLETED}")[1]
+    completed_known = _total(tallies, f"judge_output_known:{JudgeRun.Status.COMPLETED}")[0]
+    stopped_n, stopped_out = _total(tallies, f"judge:{JudgeRun.Status.STOPPED_EARLY}")
+    full = completed_output / completed_known if completed_known else None  # mean completed reply
     # Saved = what a full reply would have cost (the mean completed reply) minus what the stopped ones used.
-    saved = max(0, int(round(full * totals["stopped_n"] - (totals["stopped_out"] or 0)))) if full else 0
-    human_seconds = HumanLabel.objects.filter(item__project=project).aggregate(s=Sum("lead_time_seconds"))["s"] or 0
-    out, inp = totals["out"] or 0, totals["inp"] or 0
+    saved = max(0, int(round(full * stopped_n - stopped_out))) if full else 0
+    human_seconds = _total(tallies, "human_seconds")[1]
     return {
-        "output_tokens": out, "input_tokens": inp, "tokens_saved": saved, "stopped_early": totals["stopped_n"],
+        "output_tokens": out, "input_tokens": inp, "tokens_saved": saved, "stopped_early": stopped_n,
         "money": (inp * price_in + out * price_out) / 1e6, "money_saved": saved * price_out / 1e6,
         "human_minutes": human_seconds / 60.0, "price_in": price_in, "price_out": price_out,
     }
@@ -195,12 +229,8 @@ def cost_summary(*, project: Project, price_in: float, price_out: float) -> dict
 
 def stopping_step_histogram(*, project: Project) -> list[tuple[int, int]]:
     """(step, judge runs stopped there) for runs the router stopped early."""
-    from labeling.models import JudgeRun
-
-    rows = (JudgeRun.objects.filter(item__project=project, status=JudgeRun.Status.STOPPED_EARLY,
-                                    stopped_at_step__isnull=False)
-            .values_list("stopped_at_step").annotate(n=Count("id")).order_by("stopped_at_step"))
-    return [(int(step), int(n)) for step, n in rows]
+    steps = _by_key(_tallies(project_id=project.pk, keys=("stop_step:",)), "stop_step:")
+    return sorted((int(step), n) for step, n in steps.items())
 
 
 def active_artifacts(*, project: Project) -> dict:
@@ -223,8 +253,14 @@ def import_job_list(*, project: Project, limit: int = 20) -> QuerySet[ImportJob]
     return ImportJob.objects.filter(project=project).order_by("-id")[:limit]
 
 
-def batch_list(*, project: Project) -> QuerySet:
+def batch_list(*, project: Project, limit: int = 1000) -> list:
+    """The project's newest ``limit`` batches, newest first, each with ``pending``: its items waiting to be
+    routed (from the running totals)."""
     from labeling.models import Batch
 
-    return Batch.objects.filter(project=project).annotate(
-        pending=Count("items", filter=Q(items__state="pending"))).order_by("-id")
+    batches = list(Batch.objects.filter(project=project).order_by("-id")[:limit])
+    pending = {batch: n for (batch, _run, _key), (n, _amount) in
+               _tallies(project_id=project.pk, run_ids=[0], keys=("state:pending",)).items()}
+    for batch in batches:
+        batch.pending = pending.get(batch.pk, 0)
+    return batches

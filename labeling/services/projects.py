@@ -52,11 +52,14 @@ def project_update(*, project: Project, actor=None, **changes: Any) -> Project:
 
 @transaction.atomic
 def project_delete(*, project: Project) -> None:
-    """Delete a project with everything in it (runs first: they protect their budgets and models)."""
-    from labeling.models import RoutingRun
+    """Delete a project with everything in it (runs first: they protect their budgets and models), then its
+    running totals (keyed by the project's id, not a foreign key: the deletes above still add to them)."""
+    from labeling.models import RoutingRun, Tally
 
+    project_id = project.pk
     RoutingRun.objects.filter(project=project).delete()
     project.delete()
+    Tally.objects.filter(project_id=project_id).delete()
 
 
 @transaction.atomic
