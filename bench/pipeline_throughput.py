@@ -21,7 +21,9 @@ import re
 import time
 import uuid
 
-from bench.common import bench_env, celery_workers, django_setup, run_inconsistencies, save_results, wait_for_run
+from bench.common import (
+    bench_env, celery_workers, django_setup, load_average, run_inconsistencies, save_results, wait_for_run,
+)
 
 
 def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk: int, timeout: float):
@@ -93,15 +95,15 @@ def profile(project, n: int) -> dict:
         run = routing_run_create(project=project, batch=batch, kind="route", rate=0.3, start=False)
         RoutingRun.objects.filter(pk=run.pk).update(state="running")
         run_route_next(run_id=run.pk)  # warm-up: model loading, judge client
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)  # CPU time: the machine may be busy
         queries = QueryLog()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         profiler.enable()
         with connection.execute_wrapper(queries):
             for _ in range(n - 1):
                 run_route_next(run_id=run.pk)
         profiler.disable()
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(30)
     print(out.getvalue())
@@ -115,7 +117,8 @@ def profile(project, n: int) -> dict:
             cursor.execute("EXPLAIN (ANALYZE) " + sql, params)
             print("\n".join(row[0] for row in cursor.fetchall()))
         transaction.set_rollback(True)
-    return {"profile_items": n - 1, "profile_ms_per_item": round(1000 * seconds / (n - 1), 1)}
+    return {"profile_items": n - 1, "profile_ms_per_item": round(1000 * seconds / (n - 1), 1),
+            "profile_cpu_ms_per_item": round(1000 * cpu_seconds / (n - 1), 1), "load_average": load_average()}
 
 
 def main(argv=None) -> dict:

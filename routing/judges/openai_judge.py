@@ -38,6 +38,10 @@ RECORD_ID_HEADER = "X-Tracelab-Record-Id"
 FinishReason = Literal["completed", "stopped_early", "failed"]
 
 
+class MalformedChunk(ValueError):
+    """A stream event that is JSON but not a chat.completion.chunk."""
+
+
 @dataclass(frozen=True)
 class JudgeResult:
     """What one judge call produced and cost.
@@ -148,12 +152,12 @@ class JudgeStream:
             try:
                 self._sdk_stream = judge._create(self._messages, self._record_id)
                 for chunk in self._sdk_stream:
-                    if chunk.usage is not None:
-                        self._usage = chunk.usage
-                    for choice in chunk.choices:
-                        if choice.finish_reason:
-                            self._api_finish_reason = choice.finish_reason
-                        piece = choice.delta.content if choice.delta is not None else None
+                    usage, choices = _chunk_fields(chunk)
+                    if usage is not None:
+                        self._usage = usage
+                    for finish_reason, piece in choices:
+                        if finish_reason:
+                            self._api_finish_reason = finish_reason
                         if piece:
                             if self._first_token_at is None:
                                 self._first_token_at = time.perf_counter()
@@ -161,7 +165,7 @@ class JudgeStream:
                             yield piece
                 self._close_http()
                 return
-            except (openai.OpenAIError, httpx.HTTPError, json.JSONDecodeError) as exc:
+            except (openai.OpenAIError, httpx.HTTPError, json.JSONDecodeError, MalformedChunk) as exc:
                 self._close_http()
                 error = judge._translate(exc)
                 if self._parts or not error.retryable or self._attempts >= judge.max_attempts:
@@ -193,8 +197,8 @@ class JudgeStream:
         started = self._started_at if self._started_at is not None else now
         text = self.text
         usage = self._usage if finish != "stopped_early" else None
-        completion = getattr(usage, "completion_tokens", None) if usage is not None else None
-        prompt = getattr(self._usage, "prompt_tokens", None) if self._usage is not None else None
+        completion = _token_count(usage, "completion_tokens")
+        prompt = _token_count(self._usage, "prompt_tokens")
         return JudgeResult(
             label=label,
             text=text,
@@ -310,20 +314,21 @@ class OpenAIJudge:
         return self._client
 
     def _create(self, messages: list[dict[str, Any]], record_id: str | None) -> openai.Stream:
-        options: dict[str, Any] = {}
+        """POST /chat/completions through the SDK client, streamed, chunks as plain dicts.
+
+        ``client.post`` with ``cast_to=object`` is the SDK's own transport, auth, timeouts and error
+        types without its typed layer: building and validating the typed request and a model per chunk
+        cost about 5 ms of CPU per call, more than the rest of routing an item.
+        """
+        body: dict[str, Any] = {"model": self.resolved_model, "messages": messages, "stream": True,
+                                "stream_options": {"include_usage": True}}
         if self.temperature is not None:
-            options["temperature"] = self.temperature
+            body["temperature"] = self.temperature
         if self.max_tokens is not None:
-            options["max_tokens"] = self.max_tokens
-        if record_id is not None:
-            options["extra_headers"] = {RECORD_ID_HEADER: record_id}
-        return self._sdk_client().chat.completions.create(
-            model=self.resolved_model,
-            messages=messages,
-            stream=True,
-            stream_options={"include_usage": True},
-            **options,
-        )
+            body["max_tokens"] = self.max_tokens
+        headers = {RECORD_ID_HEADER: record_id} if record_id is not None else {}
+        return self._sdk_client().post("/chat/completions", body=body, cast_to=object, stream=True,
+                                       stream_cls=openai.Stream[object], options={"headers": headers})
 
     def _retry_delay(self, attempt: int, error: JudgeError) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""
@@ -351,9 +356,31 @@ class OpenAIJudge:
             if status >= 500 or status in (408, 409):
                 return JudgeServerError(f"the judge at {where} failed with HTTP {status}: {exc.message}", status)
             return JudgeRequestError(f"the judge at {where} refused the request (HTTP {status}): {exc.message}", status)
-        if isinstance(exc, json.JSONDecodeError):
+        if isinstance(exc, (json.JSONDecodeError, MalformedChunk)):
             return JudgeServerError(f"the judge at {where} sent a malformed stream event: {exc}")
         return JudgeServerError(f"the judge at {where} failed: {exc}")
+
+
+def _chunk_fields(chunk: Any) -> tuple[Mapping[str, Any] | None, list[tuple[str | None, str | None]]]:
+    """(usage, [(finish_reason, content), …]) of one chat.completion.chunk; a malformed chunk is the
+    server's failure, never a silently empty reply."""
+    try:
+        usage = chunk.get("usage")
+        choices = [(choice.get("finish_reason"), (choice.get("delta") or {}).get("content"))
+                   for choice in chunk.get("choices") or ()]
+    except AttributeError as exc:
+        raise MalformedChunk(f"malformed stream chunk: {str(chunk)[:200]}") from exc
+    if usage is not None and not isinstance(usage, Mapping):
+        raise MalformedChunk(f"malformed usage in stream chunk: {str(usage)[:200]}")
+    for _, content in choices:
+        if content is not None and not isinstance(content, str):
+            raise MalformedChunk(f"malformed content in stream chunk: {str(content)[:200]}")
+    return usage, choices
+
+
+def _token_count(usage: Mapping[str, Any] | None, field: str) -> int | None:
+    value = usage.get(field) if usage is not None else None
+    return value if isinstance(value, int) and value >= 0 else None
 
 
 def _retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -14,6 +14,7 @@ from routing.judges import (
     OpenAIJudge,
     estimate_tokens,
 )
+from routing.judges.openai_judge import MalformedChunk, _chunk_fields
 from routing.replay_server import Fault, ReplayServer
 from routing.tracelog import TraceRecord
 
@@ -262,3 +263,17 @@ def test_one_judge_serves_many_threads_at_once():
     assert [r.finish_reason for r in results].count("stopped_early") == 4
     assert all(r.label == RECORDS[i % 2].judge_label for i, r in enumerate(results) if i % 4 != 3)
     assert stats["requests"] == 16 and stats["completed"] == 12 and stats["disconnected"] == 4
+
+
+@pytest.mark.parametrize("chunk", [[1, 2], {"choices": [{"delta": {"content": 5}}]}, {"choices": ["x"]},
+                                   {"choices": [], "usage": "many"}])
+def test_a_json_event_that_is_not_a_chunk_is_a_server_failure(chunk):
+    with pytest.raises(MalformedChunk):
+        _chunk_fields(chunk)
+
+
+def test_chunk_fields_read_content_finish_reason_and_usage():
+    usage, choices = _chunk_fields({"choices": [{"delta": {"content": "1. A"}, "finish_reason": None},
+                                                {"delta": None, "finish_reason": "stop"}],
+                                    "usage": {"completion_tokens": 7}})
+    assert usage == {"completion_tokens": 7} and choices == [(None, "1. A"), ("stop", None)]
