@@ -18,7 +18,7 @@ from labeling.forms import (
     BudgetCapForm, ImportForm, PriceForm, ProjectCreateForm, ProjectSettingsForm, RollbackForm, RunStartForm,
 )
 from labeling.models import Budget, HumanLabel, ImportJob, Item, ModelArtifact, Project, Role, RoutingRun
-from labeling.roles import RANK, role_of
+from labeling.roles import RANK, ProjectHidden, RoleTooLow, project_with_role, role_of
 from labeling.services import artifacts, exports, imports, ledger, projects, queue, runs
 
 QUEUE_MESSAGES = {
@@ -31,13 +31,13 @@ QUEUE_MESSAGES = {
 
 
 def _project_for(request, pk: int, minimum: str) -> tuple[Project, str]:
-    project = get_object_or_404(Project, pk=pk)
-    role = role_of(request.user, project)
-    if role is None:
-        raise Http404("No such project.")
-    if RANK[role] < RANK[minimum]:
-        raise PermissionDenied(f"This page needs the {minimum} role in this project; you are {role}.")
-    return project, role
+    try:
+        return project_with_role(request.user, pk, minimum)
+    except ProjectHidden:
+        raise Http404("No such project.") from None
+    except RoleTooLow as exc:
+        message = f"This page needs the {exc.minimum} role in this project; you are {exc.role}."
+        raise PermissionDenied(message) from None
 
 
 def project_view(minimum: str):

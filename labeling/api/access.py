@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
+from django.db.models import Model, QuerySet
 from rest_framework.exceptions import NotFound, PermissionDenied
 
 from labeling.models import Project
-from labeling.roles import RANK, role_of
+from labeling.roles import ProjectHidden, RoleTooLow, project_with_role, row_with_role
 
 
 def project_for(request, project_id: int, minimum: str) -> Project:
-    project = get_object_or_404(Project, pk=project_id)
-    role = role_of(request.user, project)
-    if role is None:
-        raise NotFound("No such project.")
-    if RANK[role] < RANK[minimum]:
-        raise PermissionDenied(f"This needs the {minimum} role in this project; you are {role}.")
-    return project
+    try:
+        return project_with_role(request.user, project_id, minimum)[0]
+    except ProjectHidden:
+        raise NotFound("No such project.") from None
+    except RoleTooLow as exc:
+        raise PermissionDenied(f"This needs the {exc.minimum} role in this project; you are {exc.role}.") from None
+
+
+def row_for(request, queryset: QuerySet, pk: int, minimum: str, *, noun: str) -> Model:
+    """A row of a project (a task, an item …) with the caller's role checked, in one query."""
+    try:
+        return row_with_role(request.user, queryset, pk, minimum)[0]
+    except ProjectHidden:
+        raise NotFound(f"No such {noun}.") from None
+    except RoleTooLow as exc:
+        raise PermissionDenied(f"This needs the {exc.minimum} role in this project; you are {exc.role}.") from None
