@@ -161,13 +161,20 @@ def annotator_stats(*, user, project: Project | int, recent: int = 200) -> dict:
             "median_over": len(times)}
 
 
+def judge_run_latest(*, item_id: int):
+    """The item's latest judge run: the AI's answer shown beside a review task."""
+    from labeling.models import JudgeRun
+
+    return JudgeRun.objects.filter(item_id=item_id).order_by("-id").first()
+
+
 def review_task_view(*, task: ReviewTask) -> dict:
     """What the review page shows for a task: the item, and the judge's reasoning up to the step it was
     stopped at, numbered, with the escalating router decision (step and score)."""
-    from labeling.models import JudgeRun, RouterDecision
+    from labeling.models import RouterDecision
 
     item = task.item
-    judge_run = JudgeRun.objects.filter(item_id=item.pk).order_by("-id").first()
+    judge_run = judge_run_latest(item_id=item.pk)
     steps: list[dict] = []
     escalation = None
     if judge_run is not None:

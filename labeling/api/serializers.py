@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from labeling.models import (
@@ -168,12 +169,48 @@ class BudgetCreateSerializer(serializers.Serializer):
         return data
 
 
+class TaskProjectSerializer(serializers.ModelSerializer):
+    """What the annotator answers: the project's question, instructions and labels."""
+
+    class Meta:
+        model = Project
+        fields = ["id", "question", "instructions", "labels"]
+
+
+class JudgeAnswerSerializer(serializers.ModelSerializer):
+    """The judge's latest answer on the item (its router decisions are on the item's detail, for reviewers)."""
+
+    class Meta:
+        model = JudgeRun
+        fields = ["id", "model", "status", "label", "raw_reasoning", "steps", "stopped_at_step", "stop_reason"]
+
+
 class TaskSerializer(serializers.ModelSerializer):
-    item = ItemDetailSerializer(read_only=True)
+    """A task leased to the annotator with what it takes to label it. The view puts the item's latest judge
+    run in the context as ``judge_run``."""
+
+    item = ItemSerializer(read_only=True)
+    project = TaskProjectSerializer(read_only=True)
+    judge = serializers.SerializerMethodField()
 
     class Meta:
         model = ReviewTask
-        fields = ["id", "item", "priority", "reason", "state", "lease_expires_at", "claimed_at"]
+        fields = ["id", "item", "project", "judge", "priority", "reason", "state", "lease_expires_at", "claimed_at"]
+
+    @extend_schema_field(JudgeAnswerSerializer(allow_null=True))
+    def get_judge(self, task) -> dict | None:
+        judge_run = self.context.get("judge_run")
+        return JudgeAnswerSerializer(judge_run).data if judge_run is not None else None
+
+
+class ClaimSerializer(TaskSerializer):
+    claim_reason = serializers.SerializerMethodField(help_text="Why this task was handed to you.")
+
+    class Meta(TaskSerializer.Meta):
+        fields = TaskSerializer.Meta.fields + ["claim_reason"]
+
+    def get_claim_reason(self, task) -> str:
+        return self.context["claim_reason"]
 
 
 class SubmitSerializer(serializers.Serializer):

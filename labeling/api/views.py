@@ -15,8 +15,8 @@ from rest_framework.views import APIView
 
 from labeling import selectors
 from labeling.api import serializers as s
-from labeling.api.access import project_for
-from labeling.models import Budget, HumanLabel, Item, Membership, ModelArtifact, Role, RoutingRun
+from labeling.api.access import project_for, row_for
+from labeling.models import Budget, HumanLabel, Item, Membership, ModelArtifact, ReviewTask, Role, RoutingRun
 from labeling.roles import has_role
 from labeling.services import artifacts, exports, imports, ledger, projects, queue, runs
 
@@ -196,16 +196,15 @@ class BudgetDetail(APIView):
 
 
 class QueueClaim(APIView):
-    @extend_schema(request=None, responses={200: s.TaskSerializer, 204: OpenApiResponse(description="Queue empty")})
+    @extend_schema(request=None, responses={200: s.ClaimSerializer, 204: OpenApiResponse(description="Queue empty")})
     def post(self, request, pk: int):
         """Lease the next item to review (your current one if you still hold a lease)."""
         project = project_for(request, pk, Role.ANNOTATOR)
         claim = queue.review_task_claim_next(project=project, user=request.user)
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        data = s.TaskSerializer(claim.task).data
-        data["claim_reason"] = claim.reason
-        return Response(data)
+        context = {"claim_reason": claim.reason, "judge_run": selectors.judge_run_latest(item_id=claim.task.item_id)}
+        return Response(s.ClaimSerializer(claim.task, context=context).data)
 
 
 class QueueUndo(APIView):
@@ -215,16 +214,15 @@ class QueueUndo(APIView):
         task = queue.review_task_undo(user=request.user, project=project)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.TaskSerializer(task).data)
+        task.project = project
+        context = {"judge_run": selectors.judge_run_latest(item_id=task.item_id)}
+        return Response(s.TaskSerializer(task, context=context).data)
 
 
 class _TaskAction(APIView):
-    def _check(self, request, pk: int):
-        from labeling.models import ReviewTask
-
-        task = get_object_or_404(ReviewTask, pk=pk)
-        project_for(request, task.project_id, Role.ANNOTATOR)
-        return task
+    def _check(self, request, pk: int) -> None:
+        """404 unless the task exists in a project of the caller's (one query); the service checks the lease."""
+        row_for(request, ReviewTask.objects.only("id", "project_id"), pk, Role.ANNOTATOR, noun="task")
 
 
 class TaskSubmit(_TaskAction):

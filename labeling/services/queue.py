@@ -1,8 +1,8 @@
 """The human review queue: claim (SKIP LOCKED + lease), heartbeat, submit, skip, release, review.
 
 A claim locks the best open task with ``SELECT … FOR UPDATE SKIP LOCKED`` ordered by priority (p̂)
-and writes the lease before commit, so two annotators never get the same task and an abandoned
-lease returns to the queue when it expires. Submits are idempotent per task.
+and writes the lease in the same statement (one short transaction), so two annotators never get the
+same task and an abandoned lease returns to the queue when it expires. Submits are idempotent per task.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling.models import HumanLabel, Item, Project, ReviewTask, RoutingRun, TaskSkip
@@ -48,29 +47,59 @@ def review_task_create(
         )
 
 
-def _claimable(project_id: int, user, now) -> list[ReviewTask]:
-    """The best open task and the best task whose lease expired, each locked with SKIP LOCKED.
+# The best open task and the best task whose lease expired, each taken with its own indexed LIMIT 1 scan of
+# the claim-order index (one scan with an OR makes PostgreSQL read and sort every waiting task: about 1 s at a
+# million), each row locked with SKIP LOCKED, then the better of the two. Raw SQL: the ORM cannot lock inside
+# a CTE, and this way the claim is one statement (one round trip, no ORM compile) on PostgreSQL.
+_CANDIDATE_SQL = """
+WITH open_task AS (
+    SELECT t.id, t.priority, FALSE AS expired FROM {task} t
+    WHERE t.project_id = %(project)s AND t.state = 'open'
+      AND NOT EXISTS (SELECT 1 FROM {skip} s WHERE s.task_id = t.id AND s.user_id = %(user)s)
+    ORDER BY t.priority DESC, t.id LIMIT 1 {lock}
+), expired_task AS (
+    SELECT t.id, t.priority, TRUE AS expired FROM {task} t
+    WHERE t.project_id = %(project)s AND t.state = 'leased' AND t.lease_expires_at < %(now)s
+      AND NOT EXISTS (SELECT 1 FROM {skip} s WHERE s.task_id = t.id AND s.user_id = %(user)s)
+    ORDER BY t.priority DESC, t.id LIMIT 1 {lock}
+), chosen AS (
+    SELECT c.id, c.expired FROM (SELECT * FROM open_task UNION ALL SELECT * FROM expired_task) c
+    ORDER BY c.priority DESC, c.id LIMIT 1
+)
+"""
+_LEASE_SET = "state = 'leased', lease_holder_id = %(user)s, claimed_at = %(now)s, lease_expires_at = %(expires)s"
 
-    Two indexed LIMIT 1 scans instead of one query with an OR: the OR makes PostgreSQL read and sort
-    every waiting task (about 1 s at a million), each branch alone walks the claim-order index.
-    """
-    skipped = TaskSkip.objects.filter(task=OuterRef("pk"), user=user)
-    base = (
-        ReviewTask.objects.filter(project_id=project_id)
-        .exclude(Exists(skipped))
-        .order_by("-priority", "id")
-        .select_for_update(skip_locked=True, of=("self",))
-        .select_related("item")
+
+def _lease_best(*, project_id: int, user, now, lease_seconds: int) -> tuple[int, bool] | None:
+    """Lease the best claimable task to ``user`` in one short transaction: (task id, whether it was an expired
+    lease), or None when nothing is claimable."""
+    task_table = connection.ops.quote_name(ReviewTask._meta.db_table)
+    candidates = _CANDIDATE_SQL.format(
+        task=task_table, skip=connection.ops.quote_name(TaskSkip._meta.db_table),
+        lock="FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else "",
     )
-    candidates = [
-        base.filter(state=ReviewTask.State.OPEN).first(),
-        base.filter(state=ReviewTask.State.LEASED, lease_expires_at__lt=now).first(),
-    ]
-    return [task for task in candidates if task is not None]
+    adapt = connection.ops.adapt_datetimefield_value
+    params = {"project": project_id, "user": user.pk, "now": adapt(now),
+              "expires": adapt(now + timedelta(seconds=lease_seconds))}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(candidates + f"UPDATE {task_table} t SET {_LEASE_SET} FROM chosen WHERE t.id = chosen.id "
+                                        "RETURNING t.id, chosen.expired", params)
+            row = cursor.fetchone()
+        else:  # SQLite cannot return a column of UPDATE … FROM's other table; it has one writer at a time anyway
+            with transaction.atomic():
+                cursor.execute(candidates + "SELECT id, expired FROM chosen", params)
+                row = cursor.fetchone()
+                if row is not None:
+                    cursor.execute(f"UPDATE {task_table} SET {_LEASE_SET} WHERE id = %(task)s",
+                                   {**params, "task": row[0]})
+    return (row[0], bool(row[1])) if row is not None else None
 
 
 def review_task_claim_next(*, project: Project | int, user, lease_seconds: int = LEASE_SECONDS) -> Claim | None:
-    """Give ``user`` their current task, or lease the highest-priority free one. None if the queue is empty."""
+    """Give ``user`` their current task, or lease the highest-priority free one. None if the queue is empty.
+
+    The task comes with its item (and its project when ``project`` is one)."""
     project_id = project if isinstance(project, int) else project.pk
     now = timezone.now()
     held = (
@@ -81,37 +110,44 @@ def review_task_claim_next(*, project: Project | int, user, lease_seconds: int =
         .first()
     )
     if held is not None:
-        return Claim(held, "your current task (lease still held)")
-    with transaction.atomic():
-        candidates = _claimable(project_id, user, now)
-        if not candidates:
+        claim = Claim(held, "your current task (lease still held)")
+    else:
+        leased = _lease_best(project_id=project_id, user=user, now=now, lease_seconds=lease_seconds)
+        if leased is None:
             return None
-        task = min(candidates, key=lambda t: (-t.priority, t.pk))
-        expired = task.state == ReviewTask.State.LEASED
-        task.state = ReviewTask.State.LEASED
-        task.lease_holder = user
-        task.claimed_at = now
-        task.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        task.save(update_fields=["state", "lease_holder", "claimed_at", "lease_expires_at"])
-    reason = f"highest predicted disagreement p̂={task.priority:.3f}"
-    if task.reason:
-        reason += f"; {task.reason}"
-    if expired:
-        reason += "; a previous lease expired"
-    return Claim(task, reason)
+        task_id, expired = leased
+        task = ReviewTask.objects.select_related("item").get(pk=task_id)
+        reason = f"highest predicted disagreement p̂={task.priority:.3f}"
+        if task.reason:
+            reason += f"; {task.reason}"
+        if expired:
+            reason += "; a previous lease expired"
+        claim = Claim(task, reason)
+    if not isinstance(project, int):
+        claim.task.project = project
+    return claim
 
 
-def _held_task(task_id: int, user, *, for_update: bool = True) -> ReviewTask:
-    qs = ReviewTask.objects.select_for_update() if for_update else ReviewTask.objects
-    task = qs.select_related("item", "project").filter(pk=task_id).first()
+def _locked_task(task_id: int, *, related: tuple[str, ...] = ()) -> ReviewTask:
+    """The task, its row locked (the ``related`` rows are read with it, not locked)."""
+    task = ReviewTask.objects.select_for_update(of=("self",)).select_related(*related).filter(pk=task_id).first()
     if task is None:
         raise QueueError("not_found", "this task does not exist")
+    return task
+
+
+def _check_held(task: ReviewTask, user) -> None:
     if task.state == ReviewTask.State.DONE:
         raise QueueError("done", "this task was already completed")
     if task.state != ReviewTask.State.LEASED or task.lease_holder_id != user.pk:
         raise QueueError("taken", "this task is not leased to you (it was released or taken by someone else)")
     if task.lease_expires_at < timezone.now():
         raise QueueError("lease_expired", "your lease on this task expired; claim the next item")
+
+
+def _held_task(task_id: int, user, *, related: tuple[str, ...] = ()) -> ReviewTask:
+    task = _locked_task(task_id, related=related)
+    _check_held(task, user)
     return task
 
 
@@ -124,20 +160,25 @@ def review_task_heartbeat(*, task_id: int, user, lease_seconds: int = LEASE_SECO
 
 
 def review_task_submit(*, task_id: int, user, label: str) -> HumanLabel:
-    """Record the human label. Idempotent: submitting the same task again returns the first label."""
+    """Record the human label. Idempotent: submitting the same task again returns the first label.
+
+    The task is read once (locked, with its project); the item once, by the state change that locks it."""
     with transaction.atomic():
-        existing = HumanLabel.objects.filter(task_id=task_id).first()
-        if existing is not None:
-            if existing.annotator_id == user.pk:
+        task = _locked_task(task_id, related=("project",))
+        if task.state == ReviewTask.State.DONE:
+            existing = HumanLabel.objects.filter(task_id=task_id).first()
+            if existing is not None and existing.annotator_id == user.pk:
+                existing.annotator = user
                 return existing
-            raise QueueError("done", "this task was already labelled by someone else")
-        task = _held_task(task_id, user)
+            raise QueueError("done", "this task was already labelled by someone else" if existing is not None
+                             else "this task was already completed")
+        _check_held(task, user)
         if label not in task.project.labels:
             raise QueueError("bad_label", f"unknown label {label!r}; expected one of {task.project.labels}")
         now = timezone.now()
         lead_time = (now - task.claimed_at).total_seconds() if task.claimed_at else None
         human_label = HumanLabel.objects.create(
-            item=task.item, task=task, annotator=user, label=label, lead_time_seconds=lead_time,
+            item_id=task.item_id, task=task, annotator=user, label=label, lead_time_seconds=lead_time,
             source=HumanLabel.Source.REVIEW,
         )
         item_label_by_human(item_id=task.item_id, label=label, actor=user,
@@ -151,7 +192,7 @@ def review_task_submit(*, task_id: int, user, label: str) -> HumanLabel:
 def review_task_skip(*, task_id: int, user) -> None:
     """The annotator passes on this task: it goes back to the queue for everyone else."""
     with transaction.atomic():
-        task = _held_task(task_id, user)
+        task = _held_task(task_id, user, related=("item",))
         TaskSkip.objects.get_or_create(task=task, user=user)
         _reopen(task)
         audit_event_record(project=task.project_id, item=task.item, actor=user, verb="review_skipped",

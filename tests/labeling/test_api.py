@@ -8,13 +8,16 @@ import sys
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling.models import Item
+from labeling.models import AuditEvent, HumanLabel, Item, JudgeRun, RouterDecision
 from tests.conftest import REPO
 from tests.labeling.factories import jsonl, make_project, make_user, upload
+from tests.labeling.test_queue import queue_items
 
 pytestmark = pytest.mark.django_db
 
@@ -112,3 +115,100 @@ def test_production_settings_pass_the_deploy_check():
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- review queue
+
+# What one claim and one submit may cost in SQL statements, as the test sees them (its transaction turns the
+# service's BEGIN/COMMIT into SAVEPOINT/RELEASE). Claim: token→user, project+role, the held-lease check, the
+# one-statement lease (on SQLite a SELECT and an UPDATE in a transaction), the task with its item, the latest
+# judge run. Submit: token→user, task+role, the task locked (with its project), the label, the item's state
+# change (savepoint, item locked, update, audit, release), the task marked done. An item's history (judge
+# runs, decisions, earlier labels) must not add any.
+CLAIM_QUERIES = {"postgresql": 6, "sqlite": 9}
+CLAIM_HELD_QUERIES = 4
+SUBMIT_QUERIES = 13
+
+
+def _annotator_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+def _item_with_history(project):
+    """A queued item the judge answered three times (router decisions on each), labelled by people before."""
+    task = queue_items(project, [0.8])[0]
+    for k in range(3):
+        judge_run = JudgeRun.objects.create(item=task.item, model="m", status="stopped_early", label="yes" if k < 2
+                                            else "no", raw_reasoning=f"1. looked\n2. decided {k}",
+                                            steps=["looked", f"decided {k}"], stopped_at_step=2, stop_reason="router")
+        RouterDecision.objects.bulk_create([RouterDecision(judge_run=judge_run, step=s, score=0.1 * s,
+                                                           action="continue") for s in (1, 2)])
+    HumanLabel.objects.bulk_create([HumanLabel(item=task.item, annotator_name=f"imported{k}", label="yes",
+                                               source="imported") for k in range(2)])
+    return task, judge_run
+
+
+def _sql(ctx) -> str:
+    return "\n".join(q["sql"][:200] for q in ctx.captured_queries)
+
+
+def test_claim_gives_what_the_annotator_labels_with_in_a_fixed_number_of_queries():
+    ann = make_user("ann")
+    project = make_project(members={ann: "annotator"})
+    task, latest = _item_with_history(project)
+    client = _annotator_client(ann)
+    url = f"/api/v1/projects/{project.pk}/queue/claim/"
+    with CaptureQueriesContext(connection) as claim:
+        response = client.post(url)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == task.pk and body["item"]["fields"] == task.item.fields and body["item"]["image_url"] is None
+    assert body["project"] == {"id": project.pk, "question": "Does it fit?", "instructions": "",
+                               "labels": ["yes", "no"]}
+    assert (body["judge"]["id"], body["judge"]["label"], body["judge"]["steps"]) == (latest.pk, "no",
+                                                                                    ["looked", "decided 2"])
+    assert body["priority"] == 0.8 and body["reason"] == "router escalated at step 2"
+    assert body["state"] == "leased" and body["lease_expires_at"] and "p̂=0.800" in body["claim_reason"]
+    assert len(claim.captured_queries) <= CLAIM_QUERIES[connection.vendor], _sql(claim)
+
+    with CaptureQueriesContext(connection) as held:
+        again = client.post(url)
+    assert again.json()["id"] == task.pk and "lease still held" in again.json()["claim_reason"]
+    assert len(held.captured_queries) <= CLAIM_HELD_QUERIES, _sql(held)
+
+
+def test_submit_labels_the_item_once_in_a_fixed_number_of_queries_and_a_repeat_returns_the_same_label():
+    ann = make_user("ann")
+    project = make_project(members={ann: "annotator"})
+    task, _ = _item_with_history(project)
+    client = _annotator_client(ann)
+    client.post(f"/api/v1/projects/{project.pk}/queue/claim/")
+    url = f"/api/v1/tasks/{task.pk}/submit/"
+    with CaptureQueriesContext(connection) as submit:
+        response = client.post(url, {"label": "no"}, format="json")
+    assert response.status_code == 200 and response.json()["annotator"] == "ann"
+    assert len(submit.captured_queries) <= SUBMIT_QUERIES, _sql(submit)
+    item = Item.objects.get(pk=task.item_id)
+    assert (item.state, item.final_label, item.final_source) == ("human_labeled", "no", "human")
+    assert AuditEvent.objects.filter(item=item, verb="labeled_by_human").count() == 1
+
+    repeat = client.post(url, {"label": "no"}, format="json")
+    assert repeat.status_code == 200 and repeat.json()["id"] == response.json()["id"]
+    assert HumanLabel.objects.filter(task_id=task.pk).count() == 1
+    assert client.post(url, {"label": "yes"}, format="json").json()["id"] == response.json()["id"]
+
+
+def test_task_actions_answer_404_to_strangers_and_409_to_the_wrong_annotator():
+    ann, bob, out = make_user("ann"), make_user("bob"), make_user("out")
+    project = make_project(members={ann: "annotator", bob: "annotator"})
+    task = queue_items(project, [0.5])[0]
+    _annotator_client(ann).post(f"/api/v1/projects/{project.pk}/queue/claim/")
+    for action, body in (("submit", {"label": "yes"}), ("heartbeat", None), ("skip", None), ("release", None)):
+        url = f"/api/v1/tasks/{task.pk}/{action}/"
+        assert _annotator_client(out).post(url, body, format="json").status_code == 404
+        refused = _annotator_client(bob).post(url, body, format="json")
+        assert refused.status_code == 409 and refused.json()["code"] == "taken"
+    assert _annotator_client(ann).post(f"/api/v1/tasks/{task.pk + 1000}/submit/", {"label": "yes"},
+                                       format="json").status_code == 404
