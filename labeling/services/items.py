@@ -87,9 +87,10 @@ def item_escalate(*, item_id: int, reason: str, actor=None, data: dict[str, Any]
 
 
 @transaction.atomic
-def item_label_by_human(*, item_id: int, label: str, actor=None, data: dict[str, Any] | None = None) -> Item:
+def item_label_by_human(*, item_id: int, label: str, actor=None, data: dict[str, Any] | None = None,
+                        seen: Item | None = None) -> Item:
     return _transition(item_id=item_id, to_state=ItemState.HUMAN_LABELED, verb="labeled_by_human", actor=actor,
-                       data={"label": label, **(data or {})}, label=label, final_label=label,
+                       data={"label": label, **(data or {})}, label=label, seen=seen, final_label=label,
                        final_source=Tier.HUMAN)
 
 

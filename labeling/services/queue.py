@@ -162,9 +162,10 @@ def review_task_heartbeat(*, task_id: int, user, lease_seconds: int = LEASE_SECO
 def review_task_submit(*, task_id: int, user, label: str) -> HumanLabel:
     """Record the human label. Idempotent: submitting the same task again returns the first label.
 
-    The task is read once (locked, with its project); the item once, by the state change that locks it."""
+    The task is read once, locked, with its item and project; the item's state change is then one
+    conditional UPDATE (it re-reads the item, locked, only if the item moved meanwhile)."""
     with transaction.atomic():
-        task = _locked_task(task_id, related=("project",))
+        task = _locked_task(task_id, related=("item__project",))
         if task.state == ReviewTask.State.DONE:
             existing = HumanLabel.objects.filter(task_id=task_id).first()
             if existing is not None and existing.annotator_id == user.pk:
@@ -173,15 +174,16 @@ def review_task_submit(*, task_id: int, user, label: str) -> HumanLabel:
             raise QueueError("done", "this task was already labelled by someone else" if existing is not None
                              else "this task was already completed")
         _check_held(task, user)
-        if label not in task.project.labels:
-            raise QueueError("bad_label", f"unknown label {label!r}; expected one of {task.project.labels}")
+        labels = task.item.project.labels
+        if label not in labels:
+            raise QueueError("bad_label", f"unknown label {label!r}; expected one of {labels}")
         now = timezone.now()
         lead_time = (now - task.claimed_at).total_seconds() if task.claimed_at else None
         human_label = HumanLabel.objects.create(
-            item_id=task.item_id, task=task, annotator=user, label=label, lead_time_seconds=lead_time,
+            item=task.item, task=task, annotator=user, label=label, lead_time_seconds=lead_time,
             source=HumanLabel.Source.REVIEW,
         )
-        item_label_by_human(item_id=task.item_id, label=label, actor=user,
+        item_label_by_human(item_id=task.item_id, label=label, actor=user, seen=task.item,
                             data={"task": task.pk, "lead_time_seconds": lead_time})
         task.state = ReviewTask.State.DONE
         task.completed_at = now

@@ -122,12 +122,12 @@ def test_production_settings_pass_the_deploy_check():
 # What one claim and one submit may cost in SQL statements, as the test sees them (its transaction turns the
 # service's BEGIN/COMMIT into SAVEPOINT/RELEASE). Claim: token→user, project+role, the held-lease check, the
 # one-statement lease (on SQLite a SELECT and an UPDATE in a transaction), the task with its item, the latest
-# judge run. Submit: token→user, task+role, the task locked (with its project), the label, the item's state
-# change (savepoint, item locked, update, audit, release), the task marked done. An item's history (judge
-# runs, decisions, earlier labels) must not add any.
+# judge run. Submit: token→user, task+role, the task locked (with its item and project), the label, the
+# item's state change (savepoint, conditional update, audit, release), the task marked done. An item's
+# history (judge runs, decisions, earlier labels) must not add any.
 CLAIM_QUERIES = {"postgresql": 6, "sqlite": 9}
 CLAIM_HELD_QUERIES = 4
-SUBMIT_QUERIES = 13
+SUBMIT_QUERIES = 11
 
 
 def _annotator_client(user) -> APIClient:
