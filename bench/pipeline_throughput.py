@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import time
 import uuid
@@ -50,6 +49,9 @@ def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk
                  "inside": inside}
 
 
+PROFILE_FILE = "/tmp/tracelab-pipeline.prof"
+
+
 class QueryLog:
     """A connection.execute_wrapper that counts and times each SQL statement shape (literals masked)."""
 
@@ -64,24 +66,25 @@ class QueryLog:
             shape = re.sub(r"\s+", " ", sql)[:150]
             self.by_shape.setdefault(shape, []).append(time.perf_counter() - started)
 
+    def count(self) -> int:
+        return sum(len(v) for v in self.by_shape.values())
+
     def table(self, items: int) -> str:
         rows = sorted(self.by_shape.items(), key=lambda kv: -sum(kv[1]))
-        total = sum(len(v) for v in self.by_shape.values())
-        lines = [f"{total / items:.1f} statements per item, {1000 * sum(map(sum, self.by_shape.values())) / items:.1f} "
+        lines = [f"{self.count() / items:.1f} statements per item, {1000 * sum(map(sum, self.by_shape.values())) / items:.1f} "
                  "ms per item in the database; by shape (per item: count, ms):"]
         lines += [f"{len(v) / items:5.2f} {1000 * sum(v) / items:6.2f}  {shape}" for shape, v in rows[:25]]
         return "\n".join(lines)
 
 
-def profile(project, n: int) -> dict:
-    """cProfile of n `run_route_next` steps in this process (instant judge), plus the claim query's plan."""
+def profile(project, n: int, *, sort: str | None = None) -> dict:
+    """n `run_route_next` steps in this process (instant judge, no Celery): wall and CPU ms per item, SQL
+    statements per item by shape, the claim scan's plan; with ``sort``, a cProfile (CPU time) sorted so."""
     import cProfile
     import io
     import pstats
 
     from django.db import connection, transaction
-    from django.db.models import Q
-    from django.utils import timezone
 
     from labeling.models import RoutingRun, RunItem
     from labeling.services.runs import routing_run_create, run_route_next
@@ -95,30 +98,36 @@ def profile(project, n: int) -> dict:
         run = routing_run_create(project=project, batch=batch, kind="route", rate=0.3, start=False)
         RoutingRun.objects.filter(pk=run.pk).update(state="running")
         run_route_next(run_id=run.pk)  # warm-up: model loading, judge client
-        profiler = cProfile.Profile(time.process_time)  # CPU time: the machine may be busy
+        profiler = cProfile.Profile(time.process_time) if sort else None  # CPU time: the machine may be busy
         queries = QueryLog()
         started, cpu_started = time.perf_counter(), time.process_time()
-        profiler.enable()
+        if profiler:
+            profiler.enable()
         with connection.execute_wrapper(queries):
             for _ in range(n - 1):
                 run_route_next(run_id=run.pk)
-        profiler.disable()
+        if profiler:
+            profiler.disable()
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(30)
-    print(out.getvalue())
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(30)
+        print(out.getvalue())
+        profiler.dump_stats(PROFILE_FILE)
+        print(f"cProfile stats saved to {PROFILE_FILE}")
     print(queries.table(n - 1))
     with transaction.atomic():
-        qs = (RunItem.objects.filter(run_id=run.pk)
-              .filter(Q(state="queued") | Q(state="claimed", lease_expires_at__lt=timezone.now()))
-              .order_by("-priority", "id").select_for_update(skip_locked=True)[:1])
-        sql, params = qs.query.sql_with_params()
+        scan = (RunItem.objects.filter(run_id=run.pk, run__state="running", state="queued")
+                .order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",))[:1])
+        sql, params = scan.query.sql_with_params()
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN (ANALYZE) " + sql, params)
             print("\n".join(row[0] for row in cursor.fetchall()))
         transaction.set_rollback(True)
     return {"profile_items": n - 1, "profile_ms_per_item": round(1000 * seconds / (n - 1), 1),
-            "profile_cpu_ms_per_item": round(1000 * cpu_seconds / (n - 1), 1), "load_average": load_average()}
+            "profile_cpu_ms_per_item": round(1000 * cpu_seconds / (n - 1), 1),
+            "profile_statements_per_item": round(queries.count() / (n - 1), 1), "load_average": load_average(),
+            "note": "CPU ms include the replay server's thread in this process" + (" and cProfile" if sort else "")}
 
 
 def main(argv=None) -> dict:
@@ -129,7 +138,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="only profile N in-process routing steps (no workers) and print the profile")
+                        help="only time N in-process routing steps (no workers) and print SQL statements by shape")
+    parser.add_argument("--cprofile", metavar="SORT", help="with --profile: also print a cProfile sorted by SORT "
+                        "(cumulative, tottime, …)")
     args = parser.parse_args(argv)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     env = bench_env("tracelab_bench_pipeline", CELERY_QUEUE=queue)
@@ -138,7 +149,7 @@ def main(argv=None) -> dict:
 
     project = trained_project(name="bench-pipeline")
     if args.profile:
-        figures = profile(project, args.profile)
+        figures = profile(project, args.profile, sort=args.cprofile)
         print(json.dumps(figures))
         return figures
     figures: dict = {"items": args.items, "workers": args.workers, "worker_concurrency": 1,

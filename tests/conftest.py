@@ -36,3 +36,14 @@ def _isolated_storage(request, tmp_path_factory):
     app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Workers cache by primary key (models, run context); a test database rolled back reuses keys."""
+    yield
+    from labeling.services import artifacts, pipeline, runs
+
+    artifacts._cache.clear()
+    pipeline._run_contexts.clear()
+    runs._expired_scans.clear()

@@ -39,6 +39,7 @@ from routing.steps import StepParser
 logger = logging.getLogger(__name__)
 
 RUN_STATE_CHECK_SECONDS = 0.5
+RUN_CONTEXT_SECONDS = 2.0
 # The app's item kinds → the judge's prompt templates.
 JUDGE_PROMPT_KIND = {"image_caption": "image_caption", "text": "text_classification", "pairwise": "pairwise",
                      "generic": "generic"}
@@ -91,6 +92,24 @@ def judge_for(project: Project) -> OpenAIJudge:
                          project.judge_model or settings.TRACELAB_JUDGE_MODEL)
 
 
+def run_context(run_id: int) -> RoutingRun:
+    """The run with its project and budget, read at most every RUN_CONTEXT_SECONDS per process.
+
+    They change rarely (an admin's edit of the project or the cap applies within that time); the run's
+    state is checked on every claim and between steps, and the budget read here only steers whether
+    the router is asked: the ledger decides every escalation.
+    """
+    clock = time.monotonic()
+    cached = _run_contexts.get(run_id)
+    if cached is None or clock - cached[0] > RUN_CONTEXT_SECONDS:
+        cached = (clock, RoutingRun.objects.select_related("project", "budget").get(pk=run_id))
+        _run_contexts[run_id] = cached
+    return cached[1]
+
+
+_run_contexts: dict[int, tuple[float, RoutingRun]] = {}
+
+
 def run_models(run: RoutingRun) -> RunModels:
     return RunModels(
         scorer=artifact_load(run.scorer_id) if run.scorer_id else None,
@@ -104,8 +123,8 @@ def run_models(run: RoutingRun) -> RunModels:
 
 def run_item_route(*, run_item_id: int) -> str:
     """Route one claimed run item to a terminal outcome. Returns the outcome's name."""
-    run_item = RunItem.objects.select_related("run", "run__project", "run__budget", "item").get(pk=run_item_id)
-    run, item = run_item.run, run_item.item
+    run_item = RunItem.objects.select_related("item").get(pk=run_item_id)
+    run, item = run_context(run_item.run_id), run_item.item
     item.project = run.project  # the same row: label checks need no query of their own
     if item.state in (ItemState.AUTO_LABELED, ItemState.HUMAN_LABELED, ItemState.AWAITING_REVIEW, ItemState.FAILED):
         _run_item_done(run_item)  # finished before a crash; only the run item was left behind
@@ -129,8 +148,8 @@ def run_item_route(*, run_item_id: int) -> str:
             if outcome:
                 return outcome
         return _route_with_judge(run, run_item, item, project, models, spot_check_label)
-    except RunInterrupted:
-        _give_back(run_item, item, reason=f"run {run.state}")
+    except RunInterrupted as interrupted:
+        _give_back(run_item, item, reason=f"run {interrupted}")
         return "interrupted"
     except LeaseLost:
         logger.warning("run item %s: lease lost to another worker; result discarded", run_item.pk)
@@ -291,16 +310,15 @@ def _reason(decision: RouterDecision, router) -> str:
 
 
 def _budget_open(run: RoutingRun) -> bool:
-    """As read with the run item (milliseconds old): only steers whether the router is asked at all;
-    the ledger decides every escalation under its own lock."""
+    """As read with the run context (at most RUN_CONTEXT_SECONDS old): only steers whether the router is
+    asked at all; the ledger decides every escalation under its own lock."""
     return run.budget_id is not None and run.budget.spent < run.budget.cap
 
 
 def _check_running(run: RoutingRun, run_item: RunItem | None) -> None:
     state = RoutingRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()
     if state != RoutingRun.State.RUNNING:
-        run.state = state
-        raise RunInterrupted
+        raise RunInterrupted(state)
     if run_item is not None:
         _renew_lease_if_due(run_item)
 
