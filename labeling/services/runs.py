@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from labeling.models import Batch, Item, ModelArtifact, Project, RoutingRun, RunItem
 from labeling.services.artifacts import artifact_active, artifact_load
 from labeling.services.audit import audit_event_record
+from labeling.services.bulk import insert_rows
 from labeling.services.ledger import budget_cap_for, budget_create
 from labeling.states import ItemState
 
@@ -82,12 +84,11 @@ def routing_run_create(
             project=project, batch=batch, kind=kind, budget=budget, budget_rate=rate, scorer=scorer, router=router,
             surrogate=surrogate, options=options or {}, created_by=actor,
         )
-        RunItem.objects.bulk_create(
-            [RunItem(run=run, item_id=item_id, priority=p) for item_id, p in zip(item_ids, priorities)],
-            batch_size=SCORE_CHUNK,
-        )
+        insert_rows(RunItem, [{"run_id": run.pk, "item_id": item_id, "priority": float(p),
+                               "state": RunItem.State.QUEUED, "attempts": 0}
+                              for item_id, p in zip(item_ids, priorities)])
         if scorer is not None:
-            _store_scores(item_ids, priorities)
+            _store_scores(run)
         audit_event_record(project=project, actor=actor, verb="run_created",
                            data={"run": run.pk, "kind": kind, "items": len(item_ids), "budget_cap": budget_cap})
     if start:
@@ -105,14 +106,15 @@ def _priorities(item_ids: list[int], scorer_artifact: ModelArtifact | None) -> n
     out = np.empty(len(item_ids))
     for start in range(0, len(item_ids), SCORE_CHUNK):
         chunk = item_ids[start:start + SCORE_CHUNK]
-        items = {i.pk: i for i in Item.objects.filter(pk__in=chunk)}
+        items = {i.pk: i for i in Item.objects.filter(pk__in=chunk).only("id", "fields", "image")}
         out[start:start + len(chunk)] = scorer.predict_disagreement([item_input(items[i]) for i in chunk])
     return out
 
 
-def _store_scores(item_ids: list[int], priorities: np.ndarray) -> None:
-    rows = [Item(pk=item_id, disagreement_score=float(p)) for item_id, p in zip(item_ids, priorities)]
-    Item.objects.bulk_update(rows, ["disagreement_score"], batch_size=SCORE_CHUNK)
+def _store_scores(run: RoutingRun) -> None:
+    """Copy each run item's p̂ to its item in one statement (bulk_update's CASE per row is quadratic)."""
+    priority = RunItem.objects.filter(run=run, item=OuterRef("pk")).values("priority")[:1]
+    Item.objects.filter(run_items__run=run).update(disagreement_score=Subquery(priority))
 
 
 def run_start(*, run: RoutingRun, actor=None) -> RoutingRun:
