@@ -154,6 +154,10 @@ class BudgetSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "spent", "remaining", "created_at"]
 
 
+class BudgetCapSerializer(serializers.Serializer):
+    cap = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, help_text="The new cap (never below spent)")
+
+
 class BudgetCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     cap = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, required=False)

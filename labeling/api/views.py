@@ -186,12 +186,12 @@ class BudgetDetail(APIView):
     def get(self, request, pk: int):
         return Response(s.BudgetSerializer(self._budget(request, pk, Role.REVIEWER)).data)
 
-    @extend_schema(request=s.BudgetSerializer, responses=s.BudgetSerializer)
+    @extend_schema(request=s.BudgetCapSerializer, responses=s.BudgetSerializer)
     def patch(self, request, pk: int):
         budget = self._budget(request, pk, Role.ADMIN)
-        cap = request.data.get("cap")
-        if not isinstance(cap, int) or isinstance(cap, bool) or not 0 <= cap <= s.MAX_COUNT:
-            raise ValidationError({"cap": f"must be an integer from 0 to {s.MAX_COUNT}"})
+        serializer = s.BudgetCapSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        cap = serializer.validated_data["cap"]
         return Response(s.BudgetSerializer(ledger.budget_set_cap(budget=budget, cap=cap, actor=request.user)).data)
 
 

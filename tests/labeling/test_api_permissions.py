@@ -105,3 +105,8 @@ def test_budget_rate_or_cap_is_validated(world):
     budget = Budget.objects.get(name="r")
     response = client.patch(f"/api/v1/budgets/{budget.pk}/", {"cap": "lots"}, format="json")
     assert response.status_code == 400
+    for bad in ([1, 2], {"cap": -1}, {"cap": 2**31}, {}):
+        response = client.patch(f"/api/v1/budgets/{budget.pk}/", bad, format="json")
+        assert response.status_code == 400, bad
+        assert {"cap", "non_field_errors"} & set(response.json()), response.json()
+    assert client.patch(f"/api/v1/budgets/{budget.pk}/", {"cap": 5}, format="json").json()["cap"] == 5
