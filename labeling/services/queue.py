@@ -47,34 +47,40 @@ def review_task_create(
         )
 
 
-# The best open task and the best task whose lease expired, each taken with its own indexed LIMIT 1 scan of
-# the claim-order index (one scan with an OR makes PostgreSQL read and sort every waiting task: about 1 s at a
-# million), each row locked with SKIP LOCKED, then the better of the two. Raw SQL: the ORM cannot lock inside
-# a CTE, and this way the claim is one statement (one round trip, no ORM compile) on PostgreSQL.
-_CANDIDATE_SQL = """
-WITH open_task AS (
-    SELECT t.id, t.priority, FALSE AS expired FROM {task} t
-    WHERE t.project_id = %(project)s AND t.state = 'open'
+# The claim in SQL. ``held``: the user's own unexpired lease, if any (then nothing else is scanned). Else the
+# best open task and the best task whose lease expired, each taken with its own indexed LIMIT 1 scan of the
+# claim-order index (one scan with an OR makes PostgreSQL read and sort every waiting task: about 1 s at a
+# million), each row locked with SKIP LOCKED, and the better of the two is ``chosen``. Raw SQL: the ORM
+# cannot lock inside a CTE, and on PostgreSQL the whole claim is then one statement (one round trip).
+_CLAIM_CTES = """
+WITH held AS (
+    SELECT t.id FROM {task} t
+    WHERE t.project_id = %(project)s AND t.lease_holder_id = %(user)s AND t.state = 'leased'
+      AND t.lease_expires_at >= %(now)s
+    ORDER BY t.claimed_at LIMIT 1
+), open_task AS (
+    SELECT t.id, t.priority, 'open' AS how FROM {task} t
+    WHERE t.project_id = %(project)s AND t.state = 'open' AND NOT EXISTS (SELECT 1 FROM held)
       AND NOT EXISTS (SELECT 1 FROM {skip} s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.id LIMIT 1 {lock}
 ), expired_task AS (
-    SELECT t.id, t.priority, TRUE AS expired FROM {task} t
+    SELECT t.id, t.priority, 'expired' AS how FROM {task} t
     WHERE t.project_id = %(project)s AND t.state = 'leased' AND t.lease_expires_at < %(now)s
+      AND NOT EXISTS (SELECT 1 FROM held)
       AND NOT EXISTS (SELECT 1 FROM {skip} s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.id LIMIT 1 {lock}
 ), chosen AS (
-    SELECT c.id, c.expired FROM (SELECT * FROM open_task UNION ALL SELECT * FROM expired_task) c
+    SELECT c.id, c.how FROM (SELECT * FROM open_task UNION ALL SELECT * FROM expired_task) c
     ORDER BY c.priority DESC, c.id LIMIT 1
-)
-"""
+)"""
 _LEASE_SET = "state = 'leased', lease_holder_id = %(user)s, claimed_at = %(now)s, lease_expires_at = %(expires)s"
 
 
-def _lease_best(*, project_id: int, user, now, lease_seconds: int) -> tuple[int, bool] | None:
-    """Lease the best claimable task to ``user`` in one short transaction: (task id, whether it was an expired
-    lease), or None when nothing is claimable."""
+def _hold_or_lease(*, project_id: int, user, now, lease_seconds: int) -> tuple[int, str] | None:
+    """The user's current task, or the best claimable one leased to them, in one short transaction:
+    (task id, "held" | "open" | "expired"), or None when nothing is claimable."""
     task_table = connection.ops.quote_name(ReviewTask._meta.db_table)
-    candidates = _CANDIDATE_SQL.format(
+    ctes = _CLAIM_CTES.format(
         task=task_table, skip=connection.ops.quote_name(TaskSkip._meta.db_table),
         lock="FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else "",
     )
@@ -83,17 +89,17 @@ def _lease_best(*, project_id: int, user, now, lease_seconds: int) -> tuple[int,
               "expires": adapt(now + timedelta(seconds=lease_seconds))}
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute(candidates + f"UPDATE {task_table} t SET {_LEASE_SET} FROM chosen WHERE t.id = chosen.id "
-                                        "RETURNING t.id, chosen.expired", params)
+            cursor.execute(ctes + f""", leased AS (
+                UPDATE {task_table} t SET {_LEASE_SET} FROM chosen WHERE t.id = chosen.id RETURNING t.id, chosen.how
+            ) SELECT id, 'held' FROM held UNION ALL SELECT id, how FROM leased""", params)
+            return cursor.fetchone()
+        # SQLite has no UPDATE in a WITH; its writers take turns, so a transaction does the same.
+        with transaction.atomic():
+            cursor.execute(ctes + " SELECT id, 'held' FROM held UNION ALL SELECT id, how FROM chosen", params)
             row = cursor.fetchone()
-        else:  # SQLite cannot return a column of UPDATE … FROM's other table; it has one writer at a time anyway
-            with transaction.atomic():
-                cursor.execute(candidates + "SELECT id, expired FROM chosen", params)
-                row = cursor.fetchone()
-                if row is not None:
-                    cursor.execute(f"UPDATE {task_table} SET {_LEASE_SET} WHERE id = %(task)s",
-                                   {**params, "task": row[0]})
-    return (row[0], bool(row[1])) if row is not None else None
+            if row is not None and row[1] != "held":
+                cursor.execute(f"UPDATE {task_table} SET {_LEASE_SET} WHERE id = %(task)s", {**params, "task": row[0]})
+        return row
 
 
 def review_task_claim_next(*, project: Project | int, user, lease_seconds: int = LEASE_SECONDS) -> Claim | None:
@@ -101,31 +107,21 @@ def review_task_claim_next(*, project: Project | int, user, lease_seconds: int =
 
     The task comes with its item (and its project when ``project`` is one)."""
     project_id = project if isinstance(project, int) else project.pk
-    now = timezone.now()
-    held = (
-        ReviewTask.objects.filter(project_id=project_id, lease_holder=user, state=ReviewTask.State.LEASED,
-                                  lease_expires_at__gte=now)
-        .select_related("item")
-        .order_by("claimed_at")
-        .first()
-    )
-    if held is not None:
-        claim = Claim(held, "your current task (lease still held)")
-    else:
-        leased = _lease_best(project_id=project_id, user=user, now=now, lease_seconds=lease_seconds)
-        if leased is None:
-            return None
-        task_id, expired = leased
-        task = ReviewTask.objects.select_related("item").get(pk=task_id)
-        reason = f"highest predicted disagreement p̂={task.priority:.3f}"
-        if task.reason:
-            reason += f"; {task.reason}"
-        if expired:
-            reason += "; a previous lease expired"
-        claim = Claim(task, reason)
+    found = _hold_or_lease(project_id=project_id, user=user, now=timezone.now(), lease_seconds=lease_seconds)
+    if found is None:
+        return None
+    task_id, how = found
+    task = ReviewTask.objects.select_related("item").get(pk=task_id)
     if not isinstance(project, int):
-        claim.task.project = project
-    return claim
+        task.project = project
+    if how == "held":
+        return Claim(task, "your current task (lease still held)")
+    reason = f"highest predicted disagreement p̂={task.priority:.3f}"
+    if task.reason:
+        reason += f"; {task.reason}"
+    if how == "expired":
+        reason += "; a previous lease expired"
+    return Claim(task, reason)
 
 
 def _locked_task(task_id: int, *, related: tuple[str, ...] = ()) -> ReviewTask:
