@@ -160,6 +160,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Redis redelivers unacknowledged tasks after this many seconds: above the longest task.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+# Celery's Django fixup closes the database connection after every task unless this is set: a new
+# PostgreSQL backend per task costs more than routing an item. tracelab.celery closes only broken or
+# expired (CONN_MAX_AGE) connections after each task instead.
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="tracelab")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
