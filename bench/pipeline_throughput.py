@@ -137,6 +137,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tokens-per-second", type=float, default=50.0)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--section", default="pipeline_throughput", help="results.json section to write")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="only time N in-process routing steps (no workers) and print SQL statements by shape")
     parser.add_argument("--cprofile", metavar="SORT", help="with --profile: also print a cProfile sorted by SORT "
@@ -186,7 +187,7 @@ def main(argv=None) -> dict:
     figures["notes"] = ("paced_overhead_share = 1 − Σ replay stream seconds / (workers × run wall time): everything "
                         "that is not streaming the judge (claims, scoring, ledger, saves, idle tail, items escalated "
                         "before the judge); paced_judge_run_overhead_share counts only time inside judge runs.")
-    save_results("pipeline_throughput", figures)
+    save_results(args.section, figures)
     print(json.dumps(figures, indent=1))
     return figures
 

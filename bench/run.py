@@ -113,6 +113,13 @@ BENCHMARKS = [
                Goal("paced_overhead_share", "<=", 0.05, "pipeline overhead ≤ 5% of wall time at 50 tokens/s"),
                Goal("inconsistent_items", "==", 0, "every item in exactly one terminal state")],
               needs=_needs_workers),
+    Benchmark("pipeline_one_worker", "Pipeline throughput, one Celery worker (a core of its own; PostgreSQL "
+              "and the replay judge share the other)",
+              ["--items", "3000", "--paced-items", "0", "--workers", "1", "--section", "pipeline_one_worker"],
+              ["--items", "200", "--paced-items", "0", "--workers", "1", "--section", "pipeline_one_worker"],
+              [Goal("items_per_s_per_worker", ">=", 50, "≥ 50 items/s per worker"),
+               Goal("inconsistent_items", "==", 0, "every item in exactly one terminal state")],
+              needs=_needs_workers, module="bench.pipeline_throughput"),
     Benchmark("ledger_race", "Ledger race (eight processes)",
               ["--attempts", "10000", "--cap", "1000", "--workers", "8"],
               ["--attempts", "2000", "--cap", "200", "--workers", "8"],
