@@ -14,6 +14,12 @@ to two annotators, every acknowledged submit stored once, every done task labell
 statement of one claim request and one submit request is recorded with its plan (EXPLAIN ANALYZE):
 statement counts and summed execution times in results.json, the plans printed.
 
+The server setup (gunicorn --workers/--threads) is not what limits the claim's latency on the shared 2-core
+machine; CPU taken by other work is. Paced, 1,000,000 items, variants interleaved in 20 s windows (three
+rounds each) so that every variant met the same load average (2–5.4): claim p50 / p99 with this code at
+4 × 4 threads 350 ms / 2.5 s, at 2 × 4 500 ms / 2.8 s; the code before the issue-7 work (27 statements
+per claim + submit) at 4 × 4 1.0 s / 4.1 s, at 2 × 4 1.0 s / 2.8 s. So the default stays 4 × 4.
+
 Goal (issue 7): claim p99 < 50 ms with 50 annotators on 1,000,000 items.
 """
 
