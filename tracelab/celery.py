@@ -13,9 +13,12 @@ app.autodiscover_tasks()
 
 
 @task_postrun.connect
-def _close_unusable_connections(**kwargs) -> None:
+def _close_unusable_connections(task=None, **kwargs) -> None:
     """Keep the worker's database connection across tasks (CELERY_DB_REUSE_MAX), but never a broken or
-    expired one: the same rule Django applies at the end of a request."""
+    expired one: the same rule Django applies at the end of a request. Eager tasks run inside the
+    caller's request or transaction: its connection is not theirs to close."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     from django.db import close_old_connections
 
     close_old_connections()
