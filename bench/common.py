@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import re
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -69,9 +74,19 @@ def percentiles_ms(seconds: list[float], prefix: str) -> dict[str, float]:
 
 def bench_env(database: str, **extra: str) -> dict[str, str]:
     """Environment for the app, workers and helper processes of one benchmark on a scratch database."""
-    env = {**os.environ, "DATABASE_URL": scratch_database(database), "DJANGO_DEBUG": "false",
-           "DJANGO_LOG_LEVEL": "WARNING", "TRACELAB_VAR_DIR": f"/tmp/tracelab-bench-{database}", **extra}
+    url = scratch_database(database)
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": "false", "DJANGO_LOG_LEVEL": "WARNING",
+           "TRACELAB_VAR_DIR": scratch_directory(url.rsplit("/", 1)[1]), **extra}
     return env
+
+
+def scratch_directory(name: str) -> str:
+    """A fresh /tmp/tracelab-bench-<name> (the app's TRACELAB_VAR_DIR), removed when this process exits."""
+    path = Path(tempfile.gettempdir()) / f"tracelab-bench-{name}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return str(path)
 
 
 def django_setup(env: dict[str, str], *, migrate: bool = True) -> None:
@@ -98,13 +113,56 @@ def free_port() -> int:
 
 
 def scratch_database(name: str) -> str:
-    """Drop and create a PostgreSQL database for one benchmark; returns its URL."""
+    """Create a PostgreSQL database for this benchmark process; returns its URL.
+
+    The database is ``<name>_<pid>_<random>``, so two benchmarks running at once (even the same one twice)
+    never share or drop each other's database. It is dropped when this process exits; databases of the same
+    ``name`` left by benchmark processes that died without that (SIGKILL, a timeout) are dropped first.
+    """
     import psycopg
 
-    with psycopg.connect(PG_ADMIN.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgres://postgres@127.0.0.1:5432/{name}"
+    unique = f"{name}_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(_admin_url(), autocommit=True) as conn:
+        for stale in _stale_scratch_databases(conn, name):
+            conn.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{unique}"')
+    atexit.register(_drop_database, unique)
+    return f"postgres://postgres@127.0.0.1:5432/{unique}"
+
+
+def _admin_url() -> str:
+    return PG_ADMIN.replace("postgres://", "postgresql://")
+
+
+def _stale_scratch_databases(conn, name: str) -> list[str]:
+    """Scratch databases ``<name>_<pid>_<hex>`` whose creating process is gone."""
+    pattern = re.compile(rf"{re.escape(name)}_(\d+)_[0-9a-f]{{6}}")
+    stale = []
+    for (database,) in conn.execute("SELECT datname FROM pg_database").fetchall():
+        match = pattern.fullmatch(database)
+        if match and not _alive(int(match.group(1))):
+            stale.append(database)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        pass
+    return True
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(_admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error as exc:  # the server went away: nothing left to clean on it
+        print(f"[bench] could not drop scratch database {name}: {exc}", file=sys.stderr)
 
 
 def manage(env: dict[str, str], *args: str, capture: bool = False) -> str:

@@ -1,10 +1,11 @@
 """Import N items of JSONL through the REST endpoint into PostgreSQL, then export them streaming.
 
-python -m bench.import_export [--items 100000]   (the suite runs --items 1000000)
+python -m bench.import_export [--items 100000] [--database NAME]   (the suite runs --items 1000000)
 
 The upload is written to a temporary file and streamed from it (a million items are ~160 MB of JSONL;
-the client never holds them in memory). Peak RSS is the gunicorn worker's (VmHWM for the import, sampled
-VmRSS during each export) and this client's.
+the client never holds them in memory). Each run gets its own scratch database ``NAME_<pid>_<random>``
+and app directory, both removed when it exits, so two runs never clobber each other. Peak RSS is the
+gunicorn worker's (VmHWM for the import, sampled VmRSS during each export) and this client's.
 
 Goals (issue 2): import ≥ 5,000 items/s; export ≥ 20,000 items/s with the server's peak RSS < 300 MB.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import tempfile
 import threading
@@ -21,9 +21,10 @@ import time
 import urllib.request
 import uuid
 
-from bench.common import manage, peak_rss_mb, rss_mb, save_results, scratch_database, served_app
+from bench.common import bench_env, manage, peak_rss_mb, rss_mb, save_results, served_app
 
 FORMATS = ("jsonl", "ls-json", "csv")
+EXTRA_LINES = {"jsonl": 0, "ls-json": 2, "csv": 1}  # line ends besides one per item: brackets, CSV header
 
 
 def jsonl_rows(n: int):
@@ -61,10 +62,10 @@ def request(url: str, token: str, *, data=None, content_type: str | None = None,
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--database", default="tracelab_bench_io", help="prefix of the scratch database's name")
     args = parser.parse_args(argv)
     n = args.items
-    env = {**os.environ, "DATABASE_URL": scratch_database("tracelab_bench_io"), "DJANGO_DEBUG": "false",
-           "DJANGO_LOG_LEVEL": "WARNING", "TRACELAB_VAR_DIR": "/tmp/tracelab-bench-io"}
+    env = bench_env(args.database)
     env.pop("REDIS_URL", None)  # the import runs inside the request: the timing is the import itself
     manage(env, "migrate", "--noinput", "-v0")
     setup = ("from labeling.services.projects import project_create, user_ensure;"
@@ -90,30 +91,31 @@ def main(argv=None) -> dict:
         figures["import_items_per_s"] = round(n / seconds)
         figures["import_peak_rss_mb"] = round(max(peak_rss_mb(p) for p in pids), 1)
         for fmt in FORMATS:
-            baseline = max(rss_mb(p) for p in pids)
-            peak = [baseline]
+            peak = [max(rss_mb(p) for p in pids)]
             stop = threading.Event()
 
             def sample():
                 while not stop.is_set():
-                    peak.append(max(rss_mb(p) for p in pids))
+                    peak[0] = max(peak[0], *(rss_mb(p) for p in pids))
                     time.sleep(0.05)
 
             sampler = threading.Thread(target=sample)
             sampler.start()
             started = time.perf_counter()
-            size = 0
+            size = lines = 0
             with request(f"{url}/api/v1/projects/{project_id}/export/?format={fmt}", token) as r:
                 while chunk := r.read(1 << 20):
                     size += len(chunk)
+                    lines += chunk.count(b"\n")
             seconds = time.perf_counter() - started
             stop.set()
             sampler.join()
+            assert lines == n + EXTRA_LINES[fmt], (fmt, lines)  # every item came out
             key = fmt.replace("-", "_")
             figures[f"export_{key}_seconds"] = round(seconds, 2)
             figures[f"export_{key}_items_per_s"] = round(n / seconds)
             figures[f"export_{key}_mb"] = round(size / 1e6, 1)
-            figures[f"export_{key}_peak_rss_mb"] = round(max(peak), 1)
+            figures[f"export_{key}_peak_rss_mb"] = round(peak[0], 1)
     figures["export_peak_rss_mb"] = max(figures[f"export_{f.replace('-', '_')}_peak_rss_mb"] for f in FORMATS)
     figures["client_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     save_results("import_export", figures)
