@@ -131,8 +131,8 @@ class Item(models.Model):
             models.Index(fields=["project", "final_source"], name="item_project_source"),
             models.Index(fields=["project", "final_label"], name="item_project_label"),
             models.Index(fields=["batch", "state"], name="item_batch_state"),
-            # Keyset pages of one project's items in id order (exports): an exact range scan whatever the
-            # statistics say, where project_id alone makes each page re-read and sort the whole project.
+            # One project's items in id order (the export's cursor): an ordered index scan whatever the
+            # statistics say; with project_id alone a fresh import is planned as a scan and a full sort.
             models.Index(fields=["project", "id"], name="item_project_keyset"),
         ]
 
