@@ -32,9 +32,8 @@ def _transition(
             _check_label(seen, label)
         from_state, now = seen.state, timezone.now()
         if Item.objects.filter(pk=item_id, state=from_state).update(state=to_state, updated_at=now, **changes):
-            seen.state, seen.updated_at = to_state, now
-            for name, value in changes.items():
-                setattr(seen, name, value)
+            seen.updated_at = now
+            _apply(seen, to_state, changes)
             audit_event_record(project=seen.project_id, item=seen, actor=actor, verb=verb, from_state=from_state,
                                to_state=to_state, data=data)
             return seen
@@ -43,14 +42,18 @@ def _transition(
     if label is not None:
         _check_label(item, label)
     check_transition(from_state, to_state)
-    item.state = to_state
-    for name, value in changes.items():
-        setattr(item, name, value)
+    _apply(item, to_state, changes)
     item.save(update_fields=["state", "updated_at", *changes])
     audit_event_record(
         project=item.project_id, item=item, actor=actor, verb=verb, from_state=from_state, to_state=to_state, data=data
     )
     return item
+
+
+def _apply(item: Item, to_state: str, changes: dict[str, Any]) -> None:
+    item.state = to_state
+    for name, value in changes.items():
+        setattr(item, name, value)
 
 
 @transaction.atomic
