@@ -78,7 +78,7 @@ class QueryLog:
 
 
 def profile(project, n: int, *, sort: str | None = None) -> dict:
-    """n `run_route_next` steps in this process (instant judge, no Celery): wall and CPU ms per item, SQL
+    """n items claimed and routed in this process as `run_route_slice` does (instant judge, no Celery): wall and CPU ms per item, SQL
     statements per item by shape, the claim scan's plan; with ``sort``, a cProfile (CPU time) sorted so."""
     import cProfile
     import io
@@ -87,7 +87,8 @@ def profile(project, n: int, *, sort: str | None = None) -> dict:
     from django.db import connection, transaction
 
     from labeling.models import RoutingRun, RunItem
-    from labeling.services.runs import routing_run_create, run_route_next
+    from labeling.services.pipeline import run_item_route
+    from labeling.services.runs import routing_run_create, run_claim_next
     from routing.replay_server import ReplayServer
     from tests.labeling.pipeline_support import new_batch
 
@@ -97,7 +98,7 @@ def profile(project, n: int, *, sort: str | None = None) -> dict:
         project.save(update_fields=["judge_base_url"])
         run = routing_run_create(project=project, batch=batch, kind="route", rate=0.3, start=False)
         RoutingRun.objects.filter(pk=run.pk).update(state="running")
-        run_route_next(run_id=run.pk)  # warm-up: model loading, judge client
+        run_item_route(run_item=run_claim_next(run_id=run.pk))  # warm-up: model loading, judge client
         profiler = cProfile.Profile(time.process_time) if sort else None  # CPU time: the machine may be busy
         queries = QueryLog()
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -105,7 +106,7 @@ def profile(project, n: int, *, sort: str | None = None) -> dict:
             profiler.enable()
         with connection.execute_wrapper(queries):
             for _ in range(n - 1):
-                run_route_next(run_id=run.pk)
+                run_item_route(run_item=run_claim_next(run_id=run.pk))
         if profiler:
             profiler.disable()
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import DatabaseError
 
 
 @shared_task(name="labeling.import_job_run", acks_late=True)
@@ -19,11 +20,14 @@ def item_fetch_images_task(item_ids: list[int]) -> None:
     item_fetch_images(item_ids=item_ids)
 
 
-@shared_task(name="labeling.run_route_next", acks_late=True, reject_on_worker_lost=True)
-def run_route_next_task(run_id: int) -> str | None:
-    from labeling.services.runs import run_route_next
+# A database fault outside any one item (a lost connection while claiming) must not end the run's chain
+# of slices: the task retries with backoff instead.
+@shared_task(name="labeling.run_route_slice", acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=(DatabaseError,), retry_backoff=2, retry_backoff_max=300, max_retries=20)
+def run_route_slice_task(run_id: int) -> dict[str, int]:
+    from labeling.services.runs import run_route_slice
 
-    return run_route_next(run_id=run_id)
+    return run_route_slice(run_id=run_id)
 
 
 @shared_task(name="labeling.models_train", acks_late=True)

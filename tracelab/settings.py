@@ -122,7 +122,7 @@ TRACELAB_IMPORT_DIR = VAR_DIR / "imports"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "labeling.api.authentication.TokenAuthentication",  # DRF's check, one plain statement
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "labeling.api.pagination.ItemCursorPagination",
@@ -185,3 +185,7 @@ TRACELAB_JUDGE_TIMEOUT = env.float("TRACELAB_JUDGE_TIMEOUT", default=60.0)
 TRACELAB_JUDGE_MAX_ATTEMPTS = env.int("TRACELAB_JUDGE_MAX_ATTEMPTS", default=4)
 # A routing worker's claim on an item; an item whose worker died returns after this many seconds.
 TRACELAB_ROUTE_LEASE_SECONDS = env.int("TRACELAB_ROUTE_LEASE_SECONDS", default=600)
+# A routing task claims and routes items for this long, then hands the run on to a new task.
+TRACELAB_ROUTE_SLICE_SECONDS = env.float("TRACELAB_ROUTE_SLICE_SECONDS", default=10.0)
+# The most worker processes that route one run at once (the run's tasks in flight).
+TRACELAB_ROUTE_TASKS_PER_RUN = env.int("TRACELAB_ROUTE_TASKS_PER_RUN", default=32)

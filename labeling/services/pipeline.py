@@ -121,9 +121,9 @@ def run_models(run: RoutingRun) -> RunModels:
 # ---------------------------------------------------------------- routing one item
 
 
-def run_item_route(*, run_item_id: int) -> str:
-    """Route one claimed run item to a terminal outcome. Returns the outcome's name."""
-    run_item = RunItem.objects.select_related("item").get(pk=run_item_id)
+def run_item_route(*, run_item: RunItem) -> str:
+    """Route one claimed run item (as `run_claim_next` returns it, with its item) to a terminal outcome.
+    Returns the outcome's name."""
     run, item = run_context(run_item.run_id), run_item.item
     item.project = run.project  # the same row: label checks need no query of their own
     if item.state in (ItemState.AUTO_LABELED, ItemState.HUMAN_LABELED, ItemState.AWAITING_REVIEW, ItemState.FAILED):

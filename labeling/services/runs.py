@@ -23,7 +23,6 @@ from labeling.states import ItemState
 
 SCORE_CHUNK = 2000
 MAX_ATTEMPTS = 3
-MAX_SKIPS = 20
 EXPIRED_SCAN_SECONDS = 1.0
 logger = logging.getLogger(__name__)
 
@@ -118,7 +117,8 @@ def _store_scores(run: RoutingRun) -> None:
 
 
 def run_start(*, run: RoutingRun, actor=None) -> RoutingRun:
-    """Mark the run running and enqueue one routing task per remaining item (after commit)."""
+    """Mark the run running and, after commit, enqueue its routing tasks: one per item left, up to
+    TRACELAB_ROUTE_TASKS_PER_RUN (the most workers that route one run at once)."""
     with transaction.atomic():
         run = RoutingRun.objects.select_for_update().get(pk=run.pk)
         if run.state not in (RoutingRun.State.PENDING, RoutingRun.State.PAUSED):
@@ -127,24 +127,28 @@ def run_start(*, run: RoutingRun, actor=None) -> RoutingRun:
         run.started_at = run.started_at or timezone.now()
         run.save(update_fields=["state", "started_at"])
         audit_event_record(project=run.project_id, actor=actor, verb="run_started", data={"run": run.pk})
-        remaining = _unfinished(RunItem.objects.filter(run=run)).count()
-        transaction.on_commit(lambda: _enqueue(run.pk, remaining))
+        # At least one: a run with nothing left is completed by the task that finds the queue empty.
+        tasks = max(1, min(_unfinished(RunItem.objects.filter(run=run)).count(), settings.TRACELAB_ROUTE_TASKS_PER_RUN))
+        transaction.on_commit(lambda: _enqueue(run.pk, tasks))
     return run
 
 
-def _enqueue(run_id: int, count: int) -> None:
-    from labeling.tasks import run_route_next_task
+def _eager() -> bool:
     from tracelab.celery import app
 
-    if app.conf.task_always_eager:
-        for _ in range(count):
-            run_route_next_task.delay(run_id)
+    return app.conf.task_always_eager
+
+
+def _enqueue(run_id: int, count: int) -> None:
+    from labeling.tasks import run_route_slice_task
+    from tracelab.celery import app
+
+    if _eager():
+        run_route_slice_task.delay(run_id)  # in-process, one slice routes the whole run
         return
-    # One producer for all the messages: acquiring one per message made enqueueing a 10,000-item run
-    # take longer than routing its first thousand items.
     with app.producer_or_acquire() as producer:
         for _ in range(count):
-            run_route_next_task.apply_async((run_id,), producer=producer)
+            run_route_slice_task.apply_async((run_id,), producer=producer)
 
 
 def run_pause(*, run: RoutingRun, actor=None) -> RoutingRun:
@@ -176,7 +180,7 @@ def _set_state(run: RoutingRun, state: str, allowed: set[str], actor) -> Routing
 
 def run_claim_next(*, run_id: int) -> RunItem | None:
     """Lease the queued run item with the highest p̂ (or, now and then, one whose lease expired: a lost
-    worker's). None when none is left or the run is not running.
+    worker's), with its item. None when none is left or the run is not running.
 
     Two indexed LIMIT 1 scans rather than one with an OR: the OR makes PostgreSQL gather and sort every
     matching row (and the dead index entries of the rows already claimed) on every claim.
@@ -184,7 +188,7 @@ def run_claim_next(*, run_id: int) -> RunItem | None:
     now = timezone.now()
     claimable = (RunItem.objects.filter(run_id=run_id, run__state=RoutingRun.State.RUNNING)
                  .order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",))
-                 .only("id", "run_id", "item_id", "priority", "attempts"))
+                 .select_related("item"))
     expired = claimable.filter(state=RunItem.State.CLAIMED, lease_expires_at__lt=now)
     queued = claimable.filter(state=RunItem.State.QUEUED)
     with transaction.atomic():
@@ -216,28 +220,37 @@ def _expired_scan_due(run_id: int) -> bool:
     return True
 
 
-def run_route_next(*, run_id: int) -> str | None:
-    """One worker step: claim the best remaining item of a running run and route it."""
+def run_route_slice(*, run_id: int) -> dict[str, int]:
+    """One worker's turn on a run: claim and route items in descending p̂ until none is left to claim or
+    the slice (TRACELAB_ROUTE_SLICE_SECONDS) is used up, then hand the run on to a continuation task.
+    Returns how many items ended each way.
+
+    A task per item cost a broker round trip and a finish check per item, more than routing an item
+    with a fast judge. The slice bounds a task's length, so other runs' tasks get a worker in turn and
+    the broker's visibility timeout is never reached. In-process (eager) there is one worker and no one
+    to take turns with: the slice is the whole run.
+    """
     from labeling.services.pipeline import run_item_route
 
-    # One task routes one item. An item another worker took over (lease lost) or already finished
-    # does not count: claim the next one, so every queued item keeps a task of its own.
-    for _ in range(MAX_SKIPS):
+    eager = _eager()
+    deadline = time.monotonic() + settings.TRACELAB_ROUTE_SLICE_SECONDS
+    outcomes: dict[str, int] = {}
+    while True:
         run_item = run_claim_next(run_id=run_id)
         if run_item is None:
             if not run_finish_if_done(run_id=run_id):
                 _revisit_leased(run_id)
-            return None
+            return outcomes
         try:
-            outcome = run_item_route(run_item_id=run_item.pk)
+            outcome = run_item_route(run_item=run_item)
         except Exception as exc:  # a fault outside the judge (database, model): never leave the item stuck
             logger.exception("routing run item %s failed", run_item.pk)
             outcome = _route_error(run_item, exc)
-        run_finish_if_done(run_id=run_id)
-        if outcome not in ("lease_lost", "already_done"):
-            return outcome
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if not eager and time.monotonic() >= deadline:
+            break
     _enqueue(run_id, 1)
-    return "skipped"
+    return outcomes
 
 
 def _route_error(run_item: RunItem, exc: Exception) -> str:
@@ -257,22 +270,20 @@ def _route_error(run_item: RunItem, exc: Exception) -> str:
             return "lease_lost"
         if item.state == ItemState.ROUTING:
             item_release(item_id=item.pk, reason=reason)
-    transaction.on_commit(lambda: _enqueue(run_item.run_id, 1))
     return "retry"
 
 
 def _revisit_leased(run_id: int) -> None:
     """Items are still leased (perhaps by a worker that died): come back when the first lease expires."""
-    from labeling.tasks import run_route_next_task
-    from tracelab.celery import app
+    from labeling.tasks import run_route_slice_task
 
-    if app.conf.task_always_eager:
+    if _eager():
         return  # in-process there is no other worker; `run_resume` picks leftovers up
     first = (RunItem.objects.filter(run_id=run_id, run__state=RoutingRun.State.RUNNING, state=RunItem.State.CLAIMED)
              .order_by("lease_expires_at").values_list("lease_expires_at", flat=True).first())
     if first is not None:
         delay = max(1.0, (first - timezone.now()).total_seconds() + 0.5)
-        run_route_next_task.apply_async((run_id,), countdown=delay)
+        run_route_slice_task.apply_async((run_id,), countdown=delay)
 
 
 def run_finish_if_done(*, run_id: int) -> bool:

@@ -44,17 +44,18 @@ def workers(settings, tmp_path):
     }
     started: list[subprocess.Popen] = []
 
-    def start(n: int = 1, concurrency: int = 1) -> list[subprocess.Popen]:
+    def start(n: int = 1, concurrency: int = 1, **extra_env: str) -> list[subprocess.Popen]:
         for _ in range(n):
             name = f"w{len(started)}-{queue}@%h"
             started.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "tracelab", "worker", "-Q", queue, "-n", name,
                  "--concurrency", str(concurrency), "--pool", "prefork", "--without-gossip", "--without-mingle",
                  "--without-heartbeat", "--loglevel", "WARNING"],
-                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{name.split('@')[0]}.log", "w"), start_new_session=True,
+                cwd=REPO, env={**env, **extra_env}, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{name.split('@')[0]}.log", "w"), start_new_session=True,
             ))
         return started
 
+    start.queue = queue
     yield start
     for proc in started:
         try:
@@ -109,6 +110,25 @@ def test_a_batch_end_to_end_with_two_workers(workers):
     assert_consistent(run)
     assert 0 < run.budget.spent <= 9
     assert Item.objects.filter(run_items__run=run, final_source="judge").count() == 30 - run.budget.spent
+
+
+def test_a_run_handed_on_one_item_per_task_still_completes(workers, settings):
+    """Each task routes one item, then hands the run on (a zero-second slice); one task in flight."""
+    import redis
+
+    settings.TRACELAB_ROUTE_TASKS_PER_RUN = 1
+    project = trained_project()
+    records, batch = new_batch(project, 20)
+    with ReplayServer(records, tokens_per_second=0, tokens_per_chunk=8) as server:
+        project.judge_base_url = server.base_url
+        project.save()
+        run = routing_run_create(project=project, batch=batch, kind="route", rate=0.3)
+        assert redis.Redis.from_url(settings.REDIS_URL).llen(workers.queue) == 1
+        workers(2, TRACELAB_ROUTE_SLICE_SECONDS="0")
+        run = wait_for_run(run)
+    assert run.state == "completed"
+    assert_consistent(run)
+    assert Item.objects.filter(run_items__run=run, state__in=["auto_labeled", "awaiting_review"]).count() == 20
 
 
 def test_a_worker_killed_mid_stream_loses_nothing_and_charges_nothing_twice(workers):
