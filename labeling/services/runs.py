@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
@@ -186,23 +186,63 @@ def run_claim_next(*, run_id: int) -> RunItem | None:
     matching row (and the dead index entries of the rows already claimed) on every claim.
     """
     now = timezone.now()
+    expires = now + timedelta(seconds=settings.TRACELAB_ROUTE_LEASE_SECONDS)
+    claim = _claim_postgresql if connection.vendor == "postgresql" else _claim_orm
+    for scan in (("expired", "queued") if _expired_scan_due(run_id) else ("queued", "expired")):
+        run_item = claim(run_id, scan, now, expires)
+        if run_item is not None:
+            return run_item
+    return None
+
+
+_CLAIM_SCANS = {"queued": "ri.state = 'queued'", "expired": "ri.state = 'claimed' AND ri.lease_expires_at < %(now)s"}
+# One statement, its own transaction: pick and lock the best row of the scan, lease it, and return it
+# with its item. The item is the raw query's model; the run item's columns ride along as annotations.
+_CLAIM_SQL = """
+WITH picked AS (
+    SELECT ri.id FROM {run_item} ri
+    WHERE ri.run_id = %(run)s AND {scan}
+      AND EXISTS (SELECT 1 FROM {run} r WHERE r.id = %(run)s AND r.state = 'running')
+    ORDER BY ri.priority DESC, ri.id LIMIT 1 FOR UPDATE OF ri SKIP LOCKED
+)
+UPDATE {run_item} ri SET state = 'claimed', attempts = ri.attempts + 1, lease_expires_at = %(expires)s
+FROM picked, {item} i WHERE ri.id = picked.id AND i.id = ri.item_id
+RETURNING i.*, ri.id AS claimed_run_item_id, ri.priority AS claimed_priority, ri.attempts AS claimed_attempts"""
+
+
+def _claim_postgresql(run_id: int, scan: str, now, expires) -> RunItem | None:
+    quote = connection.ops.quote_name
+    sql = _CLAIM_SQL.format(run_item=quote(RunItem._meta.db_table), run=quote(RoutingRun._meta.db_table),
+                            item=quote(Item._meta.db_table), scan=_CLAIM_SCANS[scan])
+    adapt = connection.ops.adapt_datetimefield_value
+    item = next(iter(Item.objects.raw(sql, {"run": run_id, "now": adapt(now), "expires": adapt(expires)})), None)
+    if item is None:
+        return None
+    run_item = RunItem.from_db(connection.alias, None, [
+        item.claimed_run_item_id, run_id, item.pk, item.claimed_priority, RunItem.State.CLAIMED,
+        item.claimed_attempts, expires, None,
+    ])
+    run_item.item = item
+    return run_item
+
+
+def _claim_orm(run_id: int, scan: str, now, expires) -> RunItem | None:
+    """Elsewhere (SQLite, the embedded default) writers take turns: a read and an update in a transaction."""
     claimable = (RunItem.objects.filter(run_id=run_id, run__state=RoutingRun.State.RUNNING)
-                 .order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",))
-                 .select_related("item"))
-    expired = claimable.filter(state=RunItem.State.CLAIMED, lease_expires_at__lt=now)
-    queued = claimable.filter(state=RunItem.State.QUEUED)
+                 .order_by("-priority", "id").select_related("item"))
+    if scan == "expired":
+        claimable = claimable.filter(state=RunItem.State.CLAIMED, lease_expires_at__lt=now)
+    else:
+        claimable = claimable.filter(state=RunItem.State.QUEUED)
     with transaction.atomic():
-        for scan in ([expired, queued] if _expired_scan_due(run_id) else [queued, expired]):
-            run_item = scan.first()
-            if run_item is not None:
-                break
-        else:
+        run_item = claimable.first()
+        if run_item is None:
             return None
         run_item.state = RunItem.State.CLAIMED
         run_item.attempts += 1
-        run_item.lease_expires_at = now + timedelta(seconds=settings.TRACELAB_ROUTE_LEASE_SECONDS)
+        run_item.lease_expires_at = expires
         RunItem.objects.filter(pk=run_item.pk).update(state=run_item.state, attempts=run_item.attempts,
-                                                      lease_expires_at=run_item.lease_expires_at)
+                                                      lease_expires_at=expires)
     return run_item
 
 
