@@ -195,6 +195,12 @@ class BudgetDetail(APIView):
         return Response(s.BudgetSerializer(ledger.budget_set_cap(budget=budget, cap=cap, actor=request.user)).data)
 
 
+def _blind_for(user, project) -> bool:
+    """Blind review hides the judge's answer and the escalation reason from annotators; reviewers and admins
+    see them (the role is the one project_for just read: no query)."""
+    return project.blind_review and not has_role(user, project, Role.REVIEWER)
+
+
 class QueueClaim(APIView):
     @extend_schema(request=None, responses={200: s.ClaimSerializer, 204: OpenApiResponse(description="Queue empty")})
     def post(self, request, pk: int):
@@ -203,8 +209,10 @@ class QueueClaim(APIView):
         claim = queue.review_task_claim_next(project=project, user=request.user)
         if claim is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        context = {"claim_reason": claim.reason, "judge_run": selectors.judge_run_latest(item_id=claim.task.item_id)}
-        return Response(s.ClaimSerializer(claim.task, context=context).data)
+        blind = _blind_for(request.user, project)
+        data = s.task_data(claim.task, judge_run=claim.judge_run, blind=blind)
+        data["claim_reason"] = claim.reason_shown(blind=blind)
+        return Response(data)
 
 
 class QueueUndo(APIView):
@@ -215,8 +223,8 @@ class QueueUndo(APIView):
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         task.project = project
-        context = {"judge_run": selectors.judge_run_latest(item_id=task.item_id)}
-        return Response(s.TaskSerializer(task, context=context).data)
+        return Response(s.task_data(task, judge_run=selectors.judge_run_latest(item_id=task.item_id),
+                                    blind=_blind_for(request.user, project)))
 
 
 class _TaskAction(APIView):

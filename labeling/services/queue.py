@@ -13,9 +13,10 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling.models import HumanLabel, Item, Project, ReviewTask, RoutingRun, TaskSkip
+from labeling.models import HumanLabel, Item, JudgeRun, Project, ReviewTask, RoutingRun, TaskSkip
 from labeling.services.audit import audit_event_record
 from labeling.services.items import item_escalate, item_label_by_human, item_send_back
+from labeling.sql import columns, instances
 from labeling.states import ItemState
 
 LEASE_SECONDS = 300
@@ -32,7 +33,23 @@ class QueueError(Exception):
 @dataclass(frozen=True)
 class Claim:
     task: ReviewTask
-    reason: str
+    how: str  # "held" (the user's current task), "open", or "expired" (its last lease ran out)
+    judge_run: JudgeRun | None  # the item's latest: the AI's answer shown beside the task
+
+    @property
+    def reason(self) -> str:
+        return self.reason_shown(blind=False)
+
+    def reason_shown(self, *, blind: bool) -> str:
+        """Why the task was handed out; ``blind`` leaves out why the item was escalated (blind review)."""
+        if self.how == "held":
+            return "your current task (lease still held)"
+        reason = f"highest predicted disagreement p̂={self.task.priority:.3f}"
+        if self.task.reason and not blind:
+            reason += f"; {self.task.reason}"
+        if self.how == "expired":
+            reason += "; a previous lease expired"
+        return reason
 
 
 def review_task_create(
@@ -102,26 +119,35 @@ def _hold_or_lease(*, project_id: int, user, now, lease_seconds: int) -> tuple[i
         return row
 
 
+def _task_with_item_and_judge_run(task_id: int) -> tuple[ReviewTask, JudgeRun | None]:
+    """The task with its item and the item's latest judge run, in one plain statement (labeling.sql: the
+    ORM spent 2 ms of CPU per claim building the two queries this replaces)."""
+    quote = connection.ops.quote_name
+    tasks, items, judge_runs = (quote(model._meta.db_table) for model in (ReviewTask, Item, JudgeRun))
+    sql = (f"SELECT {columns(ReviewTask, 't')}, {columns(Item, 'i')}, {columns(JudgeRun, 'j')} "
+           f"FROM {tasks} t JOIN {items} i ON i.id = t.item_id "
+           f"LEFT JOIN {judge_runs} j ON j.id = (SELECT r.id FROM {judge_runs} r WHERE r.item_id = t.item_id "
+           "ORDER BY r.id DESC LIMIT 1) WHERE t.id = %s")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [task_id])
+        task, item, judge_run = instances(cursor.fetchone(), ReviewTask, Item, JudgeRun)
+    task.item = item
+    return task, judge_run
+
+
 def review_task_claim_next(*, project: Project | int, user, lease_seconds: int = LEASE_SECONDS) -> Claim | None:
     """Give ``user`` their current task, or lease the highest-priority free one. None if the queue is empty.
 
-    The task comes with its item (and its project when ``project`` is one)."""
+    The task comes with its item (and its project when ``project`` is one) and the item's latest judge run."""
     project_id = project if isinstance(project, int) else project.pk
     found = _hold_or_lease(project_id=project_id, user=user, now=timezone.now(), lease_seconds=lease_seconds)
     if found is None:
         return None
     task_id, how = found
-    task = ReviewTask.objects.select_related("item").get(pk=task_id)
+    task, judge_run = _task_with_item_and_judge_run(task_id)
     if not isinstance(project, int):
         task.project = project
-    if how == "held":
-        return Claim(task, "your current task (lease still held)")
-    reason = f"highest predicted disagreement p̂={task.priority:.3f}"
-    if task.reason:
-        reason += f"; {task.reason}"
-    if how == "expired":
-        reason += "; a previous lease expired"
-    return Claim(task, reason)
+    return Claim(task, how, judge_run)
 
 
 def _locked_task(task_id: int, *, related: tuple[str, ...] = ()) -> ReviewTask:

@@ -12,9 +12,12 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
-from labeling.models import AuditEvent, HumanLabel, Item, JudgeRun, RouterDecision
+from labeling.api.serializers import ClaimSerializer
+from labeling.models import AuditEvent, HumanLabel, Item, JudgeRun, ReviewTask, RouterDecision
+from labeling.services.projects import batch_create
 from tests.conftest import REPO
 from tests.labeling.factories import jsonl, make_project, make_user, upload
 from tests.labeling.test_queue import queue_items
@@ -122,10 +125,10 @@ def test_production_settings_pass_the_deploy_check():
 # What one claim and one submit may cost in SQL statements, as the test sees them (its transaction turns the
 # service's BEGIN/COMMIT into SAVEPOINT/RELEASE). Claim: token→user, project+role, one statement that finds
 # the held lease or leases the best task (on SQLite a SELECT and an UPDATE in a transaction), the task with
-# its item, the latest judge run. Submit: token→user, task+role, the task locked (with its item and project), the label, the
-# item's state change (savepoint, conditional update, audit, release), the task marked done. An item's
-# history (judge runs, decisions, earlier labels) must not add any.
-CLAIM_QUERIES = {"postgresql": 5, "sqlite": 8}
+# its item and the item's latest judge run. Submit: token→user, task+role, the task locked (with its item and
+# project), the label, the item's state change (savepoint, conditional update, audit, release), the task
+# marked done. An item's history (judge runs, decisions, earlier labels) must not add any.
+CLAIM_QUERIES = {"postgresql": 4, "sqlite": 7}
 SUBMIT_QUERIES = 11
 
 
@@ -176,6 +179,74 @@ def test_claim_gives_what_the_annotator_labels_with_in_a_fixed_number_of_queries
         again = client.post(url)
     assert again.json()["id"] == task.pk and "lease still held" in again.json()["claim_reason"]
     assert len(held.captured_queries) <= CLAIM_QUERIES[connection.vendor], _sql(held)
+
+
+def test_the_claim_answers_exactly_what_its_schema_serializer_renders():
+    """The claim's body is built by hand (serializers.task_data) to save CPU; ClaimSerializer is its schema."""
+    ann = make_user("ann")
+    project = make_project(members={ann: "annotator"}, instructions="Read the whole message.")
+    task, latest = _item_with_history(project)
+    batch = batch_create(project=project, name="b")
+    Item.objects.filter(pk=task.item_id).update(batch=batch, image="items/a.png", meta={"slice": "s1"},
+                                                disagreement_score=0.8)
+    body = _annotator_client(ann).post(f"/api/v1/projects/{project.pk}/queue/claim/").json()
+    task = ReviewTask.objects.select_related("item", "project").get(pk=task.pk)
+    context = {"judge_run": latest, "claim_reason": body["claim_reason"]}
+    documented = ClaimSerializer(task, context=context).data
+    assert body == json.loads(JSONRenderer().render(documented))
+    assert body["item"]["image_url"].endswith("items/a.png") and body["item"]["batch"] == batch.pk
+
+
+def _claim(client, project) -> dict:
+    response = client.post(f"/api/v1/projects/{project.pk}/queue/claim/")
+    assert response.status_code == 200
+    # the judge's reasoning is in the body only inside ``judge``
+    assert (b"decided 2" in response.content) == (response.json()["judge"] is not None)
+    return response.json()
+
+
+def test_blind_review_hides_the_judge_and_the_escalation_reason_from_annotators_not_from_reviewers():
+    ann, rev = make_user("ann"), make_user("rev")
+    project = make_project(members={ann: "annotator", rev: "reviewer"}, blind_review=True)
+    task, latest = _item_with_history(project)
+    annotator, reviewer = _annotator_client(ann), _annotator_client(rev)
+
+    seen = _claim(annotator, project)
+    assert (seen["id"], seen["judge"], seen["reason"]) == (task.pk, None, "")
+    assert "p̂=0.800" in seen["claim_reason"] and "router" not in seen["claim_reason"]
+    annotator.post(f"/api/v1/tasks/{task.pk}/submit/", {"label": "yes"}, format="json")
+    undone = annotator.post(f"/api/v1/projects/{project.pk}/queue/undo/")
+    assert (undone.json()["id"], undone.json()["judge"], undone.json()["reason"]) == (task.pk, None, "")
+    assert b"decided 2" not in undone.content
+    assert annotator.get(f"/api/v1/items/{task.item_id}/").status_code == 403  # the item's history: reviewers
+
+    annotator.post(f"/api/v1/tasks/{task.pk}/release/")
+    seen = _claim(reviewer, project)
+    assert (seen["id"], seen["judge"]["id"], seen["judge"]["label"]) == (task.pk, latest.pk, "no")
+    assert seen["reason"] == "router escalated at step 2" and "router escalated" in seen["claim_reason"]
+
+
+def test_token_auth_refuses_unknown_deleted_and_deactivated_tokens_from_the_next_request_on():
+    ann = make_user("ann")
+    project = make_project(members={ann: "annotator"})
+    client, url = _annotator_client(ann), f"/api/v1/projects/{project.pk}/"
+    assert client.get(url).status_code == 200
+    ann.is_active = False
+    ann.save(update_fields=["is_active"])
+    refused = client.get(url)
+    assert refused.status_code in (401, 403) and refused.json()["detail"] == "User inactive or deleted."
+    ann.is_active = True
+    ann.save(update_fields=["is_active"])
+    assert client.get(url).status_code == 200
+    Token.objects.filter(user=ann).delete()
+    refused = client.get(url)
+    assert refused.status_code in (401, 403) and refused.json()["detail"] == "Invalid token."
+
+
+def test_a_project_id_beyond_any_key_is_a_404_not_a_database_error():
+    ann = make_user("ann")
+    make_project(members={ann: "annotator"})
+    assert _annotator_client(ann).post(f"/api/v1/projects/{2**63}/queue/claim/").status_code == 404
 
 
 def test_submit_labels_the_item_once_in_a_fixed_number_of_queries_and_a_repeat_returns_the_same_label():
