@@ -172,6 +172,37 @@ def manage(env: dict[str, str], *args: str, capture: bool = False) -> str:
 
 
 @contextmanager
+def replay_judge_process(records, *, tokens_per_second: float = 0, tokens_per_chunk: int = 16):
+    """`python -m routing.replay_server` in a process of its own, answering with ``records``; yields its
+    base URL. (In a thread of the measuring process its CPU would count as the pipeline's.)"""
+    from routing.tracelog import write_traces
+
+    directory = Path(tempfile.mkdtemp(prefix="tracelab-replay-"))
+    write_traces(directory / "traces.jsonl", records)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "routing.replay_server", "--traces", str(directory / "traces.jsonl"),
+         "--port", str(port), "--tokens-per-second", str(tokens_per_second), "--tokens-per-chunk",
+         str(tokens_per_chunk)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/models", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the replay server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
 def served_app(env: dict[str, str], *, workers: int = 1, threads: int = 1):
     """gunicorn serving the app on loopback; yields (base URL, gunicorn worker pids)."""
     port = free_port()
@@ -244,6 +275,24 @@ def celery_workers(env: dict[str, str], count: int, *, concurrency: int = 1, log
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def cpu_seconds(process_groups: list[int]) -> dict[str, float]:
+    """CPU seconds so far of every process in these process groups (workers and their pool children), and
+    of the whole machine (all cores, busy time), from /proc: per-item CPU shows where a run's time goes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = set(process_groups)
+    own = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) in groups:  # fields after the command: state ppid pgrp … utime(11) stime(12)
+            own += int(fields[11]) + int(fields[12])
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    busy = sum(int(v) for v in cpu) - int(cpu[3]) - int(cpu[4])  # all but idle and iowait
+    return {"processes": own / tick, "machine": busy / tick}
 
 
 def _wait_ready(queue: str, count: int, timeout: float = 180.0) -> None:

@@ -21,11 +21,12 @@ import time
 import uuid
 
 from bench.common import (
-    bench_env, celery_workers, django_setup, load_average, run_inconsistencies, save_results, wait_for_run,
+    bench_env, celery_workers, cpu_seconds, django_setup, replay_judge_process, load_average, run_inconsistencies, save_results, wait_for_run,
 )
 
 
-def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk: int, timeout: float):
+def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk: int, timeout: float,
+          workers: list | None = None):
     from labeling.models import JudgeRun
     from labeling.services.runs import routing_run_create
     from routing.replay_server import ReplayServer
@@ -33,11 +34,13 @@ def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk
     with ReplayServer(records, tokens_per_second=tokens_per_second, tokens_per_chunk=tokens_per_chunk) as server:
         project.judge_base_url = server.base_url
         project.save(update_fields=["judge_base_url"])
-        started = time.perf_counter()
+        groups = [proc.pid for proc in workers or []]
+        cpu_before, started = cpu_seconds(groups), time.perf_counter()
         run = routing_run_create(project=project, batch=batch, kind="route", rate=0.3)
         created = time.perf_counter() - started
         finished = wait_for_run(run, timeout)
         wall = time.perf_counter() - started
+        cpu_after = cpu_seconds(groups)
         server.wait_idle(5)
         logs = server.requests()
     streams = {log.record_id: log.duration_s for log in logs if log.stream}
@@ -46,7 +49,7 @@ def route(project, records, batch, *, tokens_per_second: float, tokens_per_chunk
     inside = [((fin - start).total_seconds(), streams.get(ext, 0.0)) for ext, start, fin in judged]
     return run, {"finished": finished, "wall_seconds": wall, "create_seconds": created,
                  "stream_seconds": sum(streams.values()), "streams": len(streams),
-                 "inside": inside}
+                 "inside": inside, "cpu": {k: cpu_after[k] - cpu_before[k] for k in cpu_after}}
 
 
 PROFILE_FILE = "/tmp/tracelab-pipeline.prof"
@@ -63,7 +66,7 @@ class QueryLog:
         try:
             return execute(sql, params, many, context)
         finally:
-            shape = re.sub(r"\s+", " ", sql)[:150]
+            shape = re.sub(r'"s\d+_x\d+"', "<savepoint>", re.sub(r"\s+", " ", sql))[:150]
             self.by_shape.setdefault(shape, []).append(time.perf_counter() - started)
 
     def count(self) -> int:
@@ -89,12 +92,11 @@ def profile(project, n: int, *, sort: str | None = None) -> dict:
     from labeling.models import RoutingRun, RunItem
     from labeling.services.pipeline import run_item_route
     from labeling.services.runs import routing_run_create, run_claim_next
-    from routing.replay_server import ReplayServer
     from tests.labeling.pipeline_support import new_batch
 
     records, batch = new_batch(project, n, start=500_000)
-    with ReplayServer(records, tokens_per_second=0, tokens_per_chunk=16) as server:
-        project.judge_base_url = server.base_url
+    with replay_judge_process(records) as judge_url:
+        project.judge_base_url = judge_url
         project.save(update_fields=["judge_base_url"])
         run = routing_run_create(project=project, batch=batch, kind="route", rate=0.3, start=False)
         RoutingRun.objects.filter(pk=run.pk).update(state="running")
@@ -128,7 +130,7 @@ def profile(project, n: int, *, sort: str | None = None) -> dict:
     return {"profile_items": n - 1, "profile_ms_per_item": round(1000 * seconds / (n - 1), 1),
             "profile_cpu_ms_per_item": round(1000 * cpu_seconds / (n - 1), 1),
             "profile_statements_per_item": round(queries.count() / (n - 1), 1), "load_average": load_average(),
-            "note": "CPU ms include the replay server's thread in this process" + (" and cProfile" if sort else "")}
+            "note": "the replay judge runs in a process of its own" + ("; CPU ms include cProfile" if sort else "")}
 
 
 def main(argv=None) -> dict:
@@ -159,14 +161,18 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     records, batch = new_batch(project, args.items, start=100_000)
     figures["batch_import_seconds"] = round(time.perf_counter() - started, 1)
-    with celery_workers(env, args.workers, log_dir=env["TRACELAB_VAR_DIR"]):
-        run, fast = route(project, records, batch, tokens_per_second=0, tokens_per_chunk=16, timeout=args.timeout)
+    with celery_workers(env, args.workers, log_dir=env["TRACELAB_VAR_DIR"]) as workers:
+        run, fast = route(project, records, batch, tokens_per_second=0, tokens_per_chunk=16, timeout=args.timeout,
+                          workers=workers)
         figures.update(
             completed=fast["finished"] and run.state == "completed",
             wall_seconds=round(fast["wall_seconds"], 1), run_create_seconds=round(fast["create_seconds"], 1),
             items_per_s=round(args.items / fast["wall_seconds"], 1),
             items_per_s_per_worker=round(args.items / fast["wall_seconds"] / args.workers, 1),
             escalated=run.budget.spent if run.budget else None,
+            # Where the time goes: the workers' own CPU, and every core's (PostgreSQL, the judge, Redis, …).
+            worker_cpu_ms_per_item=round(1000 * fast["cpu"]["processes"] / args.items, 2),
+            machine_cpu_ms_per_item=round(1000 * fast["cpu"]["machine"] / args.items, 2),
         )
         figures.update(run_inconsistencies(run))
         if args.paced_items:

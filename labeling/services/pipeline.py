@@ -217,13 +217,19 @@ def _route_with_judge(run, run_item, item, project, models: RunModels, spot_chec
         return "failed"
     if result == "escalated":
         return _escalate(run, run_item, item, reason=_reason(stream.decisions[-1], router))
-    _save_judge_result(judge_run, result, steps=stream.steps, decisions=stream.decisions)
     if spot_check_label is not None:
         _record_spot_check(run, item, spot_check_label, result.label)
-    with transaction.atomic():
-        _run_item_done(run_item)
-        item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE, seen=item,
-                                               data={"run": run.pk, "judge_run": judge_run.pk})
+    # The judge's result and the item's label commit together (one commit on the hot path); the run
+    # item's fence goes first, so a worker that lost its lease keeps only the judge run's accounting.
+    try:
+        with transaction.atomic():
+            _run_item_done(run_item)
+            _save_judge_result(judge_run, result, steps=stream.steps, decisions=stream.decisions)
+            item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE,
+                                                   seen=item, data={"run": run.pk, "judge_run": judge_run.pk})
+    except LeaseLost:
+        _save_judge_result(judge_run, result, steps=stream.steps, decisions=stream.decisions)
+        raise
     return "judge"
 
 
@@ -353,9 +359,13 @@ def _save_judge_result(judge_run: JudgeRun, result, *, steps: list[str], stopped
     judge_run.stop_reason = stop_reason
     judge_run.finished_at = timezone.now()
     judge_run.extra = {**judge_run.extra, "attempts": result.attempts, "first_token_s": result.first_token_s}
-    with transaction.atomic():
-        judge_run.save()
+    with transaction.atomic(savepoint=False):  # inside the caller's transaction when it has one
+        judge_run.save(update_fields=_RESULT_FIELDS)
         RouterDecision.objects.bulk_create(decisions)
+
+
+_RESULT_FIELDS = ["status", "raw_reasoning", "steps", "label", "input_tokens", "output_tokens",
+                  "output_tokens_estimated", "latency_ms", "stopped_at_step", "stop_reason", "finished_at", "extra"]
 
 
 def _judge_failed(run, run_item, item, project, judge_run: JudgeRun, exc: JudgeError, state: _Stream) -> None:

@@ -147,3 +147,26 @@ def test_the_commands_train_seed_and_route(capsys):
         call_command("route_batch", project.pk, "--budget", "0.2", verbosity=0)
     routed_run = json.loads(capsys.readouterr().out)
     assert routed_run["items"] == 5 and routed_run["progress"] == 1.0 and routed_run["budget"]["cap"] == 1
+
+
+def test_a_worker_that_lost_its_lease_keeps_the_judge_accounting_but_labels_nothing():
+    from labeling.models import RunItem
+    from labeling.services.pipeline import run_item_route
+    from labeling.services.runs import run_claim_next
+
+    project = trained_project()
+    records, batch = new_batch(project, 3)
+    with ReplayServer(records, tokens_per_second=0, tokens_per_chunk=4) as server:
+        project.judge_base_url = server.base_url
+        project.save()
+        run = routing_run_create(project=project, batch=batch, kind="route", rate=0.0, start=False)
+        RoutingRun.objects.filter(pk=run.pk).update(state="running")
+        mine = run_claim_next(run_id=run.pk)
+        # Meanwhile our lease expired and another worker claimed the run item (its attempt number moved on).
+        RunItem.objects.filter(pk=mine.pk).update(attempts=mine.attempts + 1)
+        assert run_item_route(run_item=mine) == "lease_lost"
+    item = Item.objects.get(pk=mine.item_id)
+    assert item.state == "routing" and item.final_label is None  # the other worker's to finish
+    judge_run = JudgeRun.objects.get(item=item, run=run)
+    assert judge_run.status == "completed" and judge_run.output_tokens > 0  # the tokens we spent are on record
+    assert RunItem.objects.get(pk=mine.pk).state == "claimed"
