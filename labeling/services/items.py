@@ -7,12 +7,13 @@ concurrent workers can never move an item twice.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling.models import Item, Tier
+from labeling.models import AuditEvent, Item, Tier
 from labeling.services.audit import audit_event_record
 from labeling.states import TRANSITIONS, ItemState, check_transition
 
@@ -31,11 +32,10 @@ def _transition(
         if label is not None:
             _check_label(seen, label)
         from_state, now = seen.state, timezone.now()
-        if Item.objects.filter(pk=item_id, state=from_state).update(state=to_state, updated_at=now, **changes):
+        if _move_if_unchanged(seen, from_state=from_state, to_state=to_state, now=now, changes=changes, verb=verb,
+                              actor=actor, data=data):
             seen.updated_at = now
             _apply(seen, to_state, changes)
-            audit_event_record(project=seen.project_id, item=seen, actor=actor, verb=verb, from_state=from_state,
-                               to_state=to_state, data=data)
             return seen
     item = Item.objects.select_for_update(of=("self",)).select_related("project").get(pk=item_id)
     from_state = item.state
@@ -48,6 +48,41 @@ def _transition(
         project=item.project_id, item=item, actor=actor, verb=verb, from_state=from_state, to_state=to_state, data=data
     )
     return item
+
+
+def _move_if_unchanged(item: Item, *, from_state: str, to_state: str, now, changes: dict[str, Any], verb: str,
+                       actor, data: dict[str, Any] | None) -> bool:
+    """Move the item if it is still in ``from_state`` and append the audit event. On PostgreSQL that is one
+    statement (the ORM's UPDATE and INSERT cost ten times their SQL in CPU on the routing hot path)."""
+    if connection.vendor != "postgresql":
+        if not Item.objects.filter(pk=item.pk, state=from_state).update(state=to_state, updated_at=now, **changes):
+            return False
+        audit_event_record(project=item.project_id, item=item, actor=actor, verb=verb, from_state=from_state,
+                           to_state=to_state, data=data)
+        return True
+    field = Item._meta.get_field
+    values = [field(name).get_db_prep_save(value, connection) for name, value in changes.items()]
+    stamp = field("updated_at").get_db_prep_save(now, connection)
+    event = AuditEvent._meta.get_field("data").get_db_prep_save(data or {}, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_move_sql(tuple(changes)), [
+            to_state, stamp, *values, item.pk, from_state,
+            actor.pk if actor is not None else None, verb, from_state, to_state, event, stamp,
+        ])
+        return cursor.rowcount == 1
+
+
+@cache
+def _move_sql(changed: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(Item._meta.get_field(name).column)} = %s" for name in ("state", "updated_at", *changed))
+    return f"""
+WITH moved AS (
+    UPDATE {quote(Item._meta.db_table)} SET {sets} WHERE id = %s AND state = %s RETURNING id, project_id
+)
+INSERT INTO {quote(AuditEvent._meta.db_table)} (project_id, item_id, actor_id, verb, from_state, to_state, data,
+                                                created_at)
+SELECT project_id, id, %s, %s, %s, %s, %s, %s FROM moved"""
 
 
 def _apply(item: Item, to_state: str, changes: dict[str, Any]) -> None:
