@@ -21,7 +21,8 @@ import time
 import uuid
 
 from bench.common import (
-    bench_env, celery_workers, cpu_seconds, django_setup, replay_judge_process, load_average, run_inconsistencies, save_results, wait_for_run,
+    bench_env, celery_workers, cpu_seconds, django_setup, load_average, replay_judge_process, run_inconsistencies,
+    save_results, wait_for_run,
 )
 
 

@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from labeling import sql
 from labeling.models import Batch, Item, ModelArtifact, Project, RoutingRun, RunItem
 from labeling.services.artifacts import artifact_active, artifact_load
 from labeling.services.audit import audit_event_record
@@ -128,7 +129,8 @@ def run_start(*, run: RoutingRun, actor=None) -> RoutingRun:
         run.save(update_fields=["state", "started_at"])
         audit_event_record(project=run.project_id, actor=actor, verb="run_started", data={"run": run.pk})
         # At least one: a run with nothing left is completed by the task that finds the queue empty.
-        tasks = max(1, min(_unfinished(RunItem.objects.filter(run=run)).count(), settings.TRACELAB_ROUTE_TASKS_PER_RUN))
+        left = _unfinished(RunItem.objects.filter(run=run)).count()
+        tasks = max(1, min(left, settings.TRACELAB_ROUTE_TASKS_PER_RUN))
         transaction.on_commit(lambda: _enqueue(run.pk, tasks))
     return run
 
@@ -195,9 +197,10 @@ def run_claim_next(*, run_id: int) -> RunItem | None:
     return None
 
 
-_CLAIM_SCANS = {"queued": "ri.state = 'queued'", "expired": "ri.state = 'claimed' AND ri.lease_expires_at < %(now)s"}
+_CLAIM_SCANS = {"queued": "ri.state = 'queued'",
+                "expired": "ri.state = 'claimed' AND ri.lease_expires_at < %(now)s"}
 # One statement, its own transaction: pick and lock the best row of the scan, lease it, and return it
-# with its item. The item is the raw query's model; the run item's columns ride along as annotations.
+# with its item.
 _CLAIM_SQL = """
 WITH picked AS (
     SELECT ri.id FROM {run_item} ri
@@ -207,21 +210,23 @@ WITH picked AS (
 )
 UPDATE {run_item} ri SET state = 'claimed', attempts = ri.attempts + 1, lease_expires_at = %(expires)s
 FROM picked, {item} i WHERE ri.id = picked.id AND i.id = ri.item_id
-RETURNING i.*, ri.id AS claimed_run_item_id, ri.priority AS claimed_priority, ri.attempts AS claimed_attempts"""
+RETURNING {item_columns}, ri.id, ri.priority, ri.attempts"""
 
 
 def _claim_postgresql(run_id: int, scan: str, now, expires) -> RunItem | None:
     quote = connection.ops.quote_name
-    sql = _CLAIM_SQL.format(run_item=quote(RunItem._meta.db_table), run=quote(RoutingRun._meta.db_table),
-                            item=quote(Item._meta.db_table), scan=_CLAIM_SCANS[scan])
+    statement = _CLAIM_SQL.format(
+        run_item=quote(RunItem._meta.db_table), run=quote(RoutingRun._meta.db_table), item=quote(Item._meta.db_table),
+        item_columns=sql.columns(Item, "i"), scan=_CLAIM_SCANS[scan])
     adapt = connection.ops.adapt_datetimefield_value
-    item = next(iter(Item.objects.raw(sql, {"run": run_id, "now": adapt(now), "expires": adapt(expires)})), None)
-    if item is None:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, {"run": run_id, "now": adapt(now), "expires": adapt(expires)})
+        row = cursor.fetchone()
+    if row is None:
         return None
+    item, run_item_id, priority, attempts = sql.instances(row, Item)
     run_item = RunItem.from_db(connection.alias, None, [
-        item.claimed_run_item_id, run_id, item.pk, item.claimed_priority, RunItem.State.CLAIMED,
-        item.claimed_attempts, expires, None,
-    ])
+        run_item_id, run_id, item.pk, priority, RunItem.State.CLAIMED, attempts, expires, None])
     run_item.item = item
     return run_item
 
