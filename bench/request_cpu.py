@@ -1,6 +1,6 @@
 """CPU time of one review-queue claim and one submit request, in-process: the app's own cost per request.
 
-python -m bench.request_cpu [--requests 300] [--profile] [--top 25] [--database NAME]
+python -m bench.request_cpu [--requests 300] [--profile [claim|submit]] [--top 25] [--database NAME]
 
 A scratch PostgreSQL database gets one project with one annotator (token auth, as the API clients use it)
 and --requests + a few items awaiting review, each with an open task and a judge answer (reasoning in
@@ -8,7 +8,8 @@ steps), like an escalated item. Then --requests claim + submit cycles go through
 (what gunicorn calls: every middleware, DRF authentication, the view, rendering) with DEBUG off, and
 each request's CPU time (time.process_time: this process only, the database server's work not included)
 is summed. Statements per request are counted on one more cycle. --profile then runs the cycles again
-under cProfile (claim requests only) and prints the top cumulative functions.
+under cProfile (the claim requests, or with --profile submit the submit requests) and prints the top
+cumulative functions.
 
 Unlike bench.queue_load this is not a load test: one client, no concurrency, no server; it takes seconds
 and its figures do not depend on what else the machine is doing (beyond a few per cent). It prints the
@@ -110,17 +111,22 @@ def statements(caller: Caller, project_id: int) -> dict[str, int]:
             "submit_statements": len(submit.captured_queries)}
 
 
-def profile(caller: Caller, project_id: int, cycles: int, top: int) -> str:
-    """cProfile of the claim requests of ``cycles`` cycles (the submits run unprofiled)."""
+def profile(caller: Caller, project_id: int, cycles: int, top: int, request: str) -> str:
+    """cProfile of the ``request`` ("claim" or "submit") requests of ``cycles`` cycles (the others run
+    unprofiled)."""
     import cProfile
     import pstats
 
     profiler = cProfile.Profile(time.process_time)  # CPU time: waiting for the database is not counted
     for _ in range(cycles):
-        profiler.enable()
+        if request == "claim":
+            profiler.enable()
         _, task = caller.post(f"/api/v1/projects/{project_id}/queue/claim/")
         profiler.disable()
+        if request == "submit":
+            profiler.enable()
         caller.post(f"/api/v1/tasks/{task['id']}/submit/", {"label": "yes"})
+        profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
     return out.getvalue()
@@ -133,7 +139,8 @@ def ms(seconds: list[float], q: int) -> float:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="claim + submit cycles timed")
-    parser.add_argument("--profile", action="store_true", help="also cProfile the claim requests")
+    parser.add_argument("--profile", nargs="?", const="claim", choices=["claim", "submit"],
+                        help="also cProfile the claim (default) or the submit requests")
     parser.add_argument("--top", type=int, default=25, help="functions the profile prints")
     parser.add_argument("--database", default="tracelab_bench_request_cpu",
                         help="the scratch database's name")
@@ -157,7 +164,7 @@ def main(argv=None) -> dict:
     }
     print(json.dumps(figures, indent=1))
     if args.profile:
-        print(profile(caller, project_id, args.requests, args.top))
+        print(profile(caller, project_id, args.requests, args.top, args.profile))
     return figures
 
 

@@ -3,7 +3,8 @@
 ``project_with_role`` (a project) and ``row_with_role`` (a task, item … of one) are the access checks of the
 API and the HTML views: each reads the row together with the caller's role in its project in one query. A
 stranger gets ``ProjectHidden`` (shown as 404, so that nobody learns which projects exist), a member below
-the needed role ``RoleTooLow`` (403).
+the needed role ``RoleTooLow`` (403). A service that reads the row anyway (the review-task submit) reads the
+role with it and decides with ``checked_role``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def row_with_role(user, queryset: QuerySet, pk: int, minimum: str) -> tuple[Mode
     row = queryset.annotate(member_role=member_role).filter(pk=pk).first()
     if row is None:
         raise ProjectHidden()
-    return row, _checked_role(user, row.project_id, row.member_role, minimum)
+    return row, checked_role(user, row.project_id, row.member_role, minimum)
 
 
 def project_with_role(user, project_id: int, minimum: str) -> tuple[Project, str]:
@@ -81,11 +82,12 @@ def project_with_role(user, project_id: int, minimum: str) -> tuple[Project, str
     if row is None:
         raise ProjectHidden()
     project, member_role = instances(row, Project)
-    return project, _checked_role(user, project.pk, member_role, minimum)
+    return project, checked_role(user, project.pk, member_role, minimum)
 
 
-def _checked_role(user, project_id: int, member_role: str | None, minimum: str) -> str:
-    """The user's role in the project (remembered for this request), or ProjectHidden / RoleTooLow."""
+def checked_role(user, project_id: int, member_role: str | None, minimum: str) -> str:
+    """The user's role in the project (remembered for this request), or ProjectHidden / RoleTooLow, from
+    ``member_role``: their Membership.role there, read by the caller with the row it guards."""
     role = Role.ADMIN if user.is_superuser else member_role
     if role is None:
         raise ProjectHidden()

@@ -7,7 +7,7 @@ import operator
 
 from django.db.models import Q, QuerySet
 
-from labeling.models import Budget, ImportJob, Item, Project, ReviewTask
+from labeling.models import Budget, ImportJob, Item, JudgeRun, Project, ReviewTask
 
 
 def project_list_for(*, user) -> QuerySet[Project]:
@@ -96,7 +96,7 @@ def run_progress(*, run) -> dict:
 
 
 def _run_progress(run, tallies: dict) -> dict:
-    from labeling.models import JudgeRun, RunItem
+    from labeling.models import RunItem
 
     def total(key: str) -> tuple[int, float]:
         return _total(tallies, key, run_id=run.pk)
@@ -163,18 +163,16 @@ def annotator_stats(*, user, project: Project | int, recent: int = 200) -> dict:
 
 def judge_run_latest(*, item_id: int):
     """The item's latest judge run: the AI's answer shown beside a review task."""
-    from labeling.models import JudgeRun
-
     return JudgeRun.objects.filter(item_id=item_id).order_by("-id").first()
 
 
-def review_task_view(*, task: ReviewTask) -> dict:
-    """What the review page shows for a task: the item, and the judge's reasoning up to the step it was
-    stopped at, numbered, with the escalating router decision (step and score)."""
+def review_task_view(*, task: ReviewTask, judge_run: JudgeRun | None) -> dict:
+    """What the review page shows for a task: the item, and the judge's reasoning (``judge_run``: the
+    item's latest, which a claim reads with its task) up to the step it was stopped at, numbered, with the
+    escalating router decision (step and score)."""
     from labeling.models import RouterDecision
 
     item = task.item
-    judge_run = judge_run_latest(item_id=item.pk)
     steps: list[dict] = []
     escalation = None
     if judge_run is not None:
@@ -215,7 +213,6 @@ def run_list(*, project: Project, limit: int = 20) -> list[dict]:
 def cost_summary(*, project: Project, price_in: float, price_out: float) -> dict:
     """Judge tokens, an estimate of the tokens early stopping saved, money at the given prices
     (per million tokens), and human minutes."""
-    from labeling.models import JudgeRun
 
     tallies = _tallies(project_id=project.pk, keys=("judge", "human_seconds"))
     out = sum(int(round(amount)) for (_b, _r, key), (_n, amount) in tallies.items() if key.startswith("judge:"))

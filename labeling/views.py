@@ -109,7 +109,8 @@ def _task_response(request, project, *, claim=None, task=None, notice: str = "",
                "notice_kind": notice_kind, "waiting": waiting, "waiting_capped": capped,
                "claim_reason": claim.reason if claim else "", "label_keys": _label_keys(project.labels)}
     if task is not None:
-        context.update(selectors.review_task_view(task=task))
+        judge_run = claim.judge_run if claim is not None else selectors.judge_run_latest(item_id=task.item_id)
+        context.update(selectors.review_task_view(task=task, judge_run=judge_run))
     template = "labeling/_task.html" if _is_fragment(request) else "labeling/review.html"
     return render(request, template, context)
 

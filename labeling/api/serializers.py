@@ -104,6 +104,18 @@ class HumanLabelSerializer(serializers.ModelSerializer):
         return obj.annotator.username if obj.annotator_id else obj.annotator_name
 
 
+def human_label_data(human_label: HumanLabel) -> dict:
+    """What HumanLabelSerializer gives (the submit's answer), built directly: the ModelSerializer cost a
+    submit request 0.35 ms of CPU. tests/labeling/test_api.py checks that both give the same JSON."""
+    return {
+        "id": human_label.pk, "label": human_label.label,
+        "annotator": (human_label.annotator.username if human_label.annotator_id
+                      else human_label.annotator_name),
+        "lead_time_seconds": human_label.lead_time_seconds, "source": human_label.source,
+        "review_status": human_label.review_status, "created_at": human_label.created_at,
+    }
+
+
 class ItemSerializer(serializers.ModelSerializer):
     image_url = serializers.SerializerMethodField()
 

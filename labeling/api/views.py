@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 
 from labeling import selectors
 from labeling.api import serializers as s
-from labeling.api.access import project_for, row_for
+from labeling.api.access import project_for, refusal, row_for
 from labeling.models import Budget, HumanLabel, Item, Membership, ModelArtifact, ReviewTask, Role, RoutingRun
-from labeling.roles import has_role
+from labeling.roles import ProjectHidden, RoleTooLow, has_role
 from labeling.services import artifacts, exports, imports, ledger, projects, queue, runs
 
 
@@ -236,11 +236,17 @@ class _TaskAction(APIView):
 class TaskSubmit(_TaskAction):
     @extend_schema(request=s.SubmitSerializer, responses=s.HumanLabelSerializer)
     def post(self, request, pk: int):
-        self._check(request, pk)
+        """The service checks the role on its own read of the task (one statement fewer per label)."""
         serializer = s.SubmitSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        human_label = queue.review_task_submit(task_id=pk, user=request.user, label=serializer.validated_data["label"])
-        return Response(s.HumanLabelSerializer(human_label).data)
+        if not serializer.is_valid():
+            self._check(request, pk)  # 404 to a stranger whatever the body
+            raise ValidationError(serializer.errors)
+        try:
+            human_label = queue.review_task_submit(task_id=pk, user=request.user, minimum_role=Role.ANNOTATOR,
+                                                   label=serializer.validated_data["label"])
+        except (ProjectHidden, RoleTooLow) as exc:
+            raise refusal(exc, noun="task") from None
+        return Response(s.human_label_data(human_label))
 
 
 class TaskSkip(_TaskAction):

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling.models import HumanLabel, Item, JudgeRun, Project, ReviewTask, RoutingRun, TaskSkip
+from labeling.models import HumanLabel, Item, JudgeRun, Membership, Project, ReviewTask, RoutingRun, TaskSkip
+from labeling.roles import ProjectHidden, checked_role
 from labeling.services.audit import audit_event_record
 from labeling.services.items import item_escalate, item_label_by_human, item_send_back
-from labeling.sql import columns, instances
+from labeling.sql import BIGINT_MAX, columns, instances
 from labeling.states import ItemState
 
 LEASE_SECONDS = 300
@@ -181,14 +183,50 @@ def review_task_heartbeat(*, task_id: int, user, lease_seconds: int = LEASE_SECO
         return task
 
 
-def review_task_submit(*, task_id: int, user, label: str) -> HumanLabel:
+def _task_to_submit(task_id: int, user, *, minimum_role: str | None) -> ReviewTask:
+    """The task, its row locked, with its item and the item's project, and the user's role in the task's
+    project checked when ``minimum_role`` is given (roles.ProjectHidden / RoleTooLow), in one plain
+    statement (labeling.sql: the view's role check and the locked read were two ORM queries, 3.4 ms of CPU;
+    this is 0.4 ms). A user without a role there matches no row, so their request locks nothing."""
+    if not 0 < task_id <= BIGINT_MAX:  # not a key: no such task (the ORM answered so too)
+        row = None
+    else:
+        quote = connection.ops.quote_name
+        tasks, items, projects, memberships = (quote(model._meta.db_table)
+                                               for model in (ReviewTask, Item, Project, Membership))
+        members_only = minimum_role is not None and not user.is_superuser
+        sql = (f"SELECT {columns(ReviewTask, 't')}, {columns(Item, 'i')}, {columns(Project, 'p')}, m.role "
+               f"FROM {tasks} t JOIN {items} i ON i.id = t.item_id JOIN {projects} p ON p.id = i.project_id "
+               f"LEFT JOIN {memberships} m ON m.project_id = t.project_id AND m.user_id = %s "
+               f"WHERE t.id = %s{' AND m.role IS NOT NULL' if members_only else ''}"
+               f"{' FOR UPDATE OF t' if connection.features.has_select_for_update_of else ''}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [user.pk, task_id])
+            row = cursor.fetchone()
+    if row is None:
+        if minimum_role is not None:
+            raise ProjectHidden()
+        raise QueueError("not_found", "this task does not exist")
+    task, item, project, member_role = instances(row, ReviewTask, Item, Project)
+    if minimum_role is not None:
+        checked_role(user, task.project_id, member_role, minimum_role)
+    item.project = project
+    task.item = item
+    return task
+
+
+def review_task_submit(*, task_id: int, user, label: str, minimum_role: str | None = None) -> HumanLabel:
     """Record the human label. Idempotent: submitting the same task again returns the first label.
 
-    The task is read once, locked, with its item and project; the item's state change is then one
-    conditional UPDATE (it re-reads the item, locked, only if the item moved meanwhile)."""
+    ``minimum_role``: the role the user needs in the task's project (the API's access check, made on the
+    task's own read, before anything is written). The task is read once, locked, with its item and project;
+    the item's state change is then a conditional UPDATE with its audit event (it re-reads the item, locked,
+    only if the item moved meanwhile), and the label is written with the task closed."""
     with transaction.atomic():
-        task = _locked_task(task_id, related=("item__project",))
+        task = _task_to_submit(task_id, user, minimum_role=minimum_role)
         if task.state == ReviewTask.State.DONE:
+            # Read after the lock, not joined into the read above: a concurrent submit of the same task
+            # (a double click) committed its label while this one waited, and a joined row would predate it.
             existing = HumanLabel.objects.filter(task_id=task_id).first()
             if existing is not None and existing.annotator_id == user.pk:
                 existing.annotator = user
@@ -201,16 +239,46 @@ def review_task_submit(*, task_id: int, user, label: str) -> HumanLabel:
             raise QueueError("bad_label", f"unknown label {label!r}; expected one of {labels}")
         now = timezone.now()
         lead_time = (now - task.claimed_at).total_seconds() if task.claimed_at else None
-        human_label = HumanLabel.objects.create(
-            item=task.item, task=task, annotator=user, label=label, lead_time_seconds=lead_time,
-            source=HumanLabel.Source.REVIEW,
-        )
         item_label_by_human(item_id=task.item_id, label=label, actor=user, seen=task.item,
                             data={"task": task.pk, "lead_time_seconds": lead_time})
+        human_label = HumanLabel(item=task.item, task=task, annotator=user, label=label, created_at=now,
+                                 lead_time_seconds=lead_time, source=HumanLabel.Source.REVIEW)
         task.state = ReviewTask.State.DONE
         task.completed_at = now
-        task.save(update_fields=["state", "completed_at"])
+        _label_and_close(human_label, task)
         return human_label
+
+
+def _label_and_close(human_label: HumanLabel, task: ReviewTask) -> None:
+    """Insert ``human_label`` and mark ``task`` done (its state and completed_at as set): on PostgreSQL one
+    statement (the ORM's INSERT and UPDATE cost a submit ~1 ms of CPU)."""
+    if connection.vendor != "postgresql":
+        human_label.save(force_insert=True)
+        task.save(update_fields=["state", "completed_at"])
+        return
+    fields = _human_label_fields()
+    with connection.cursor() as cursor:
+        cursor.execute(_label_and_close_sql(), [
+            task.state, connection.ops.adapt_datetimefield_value(task.completed_at), task.pk,
+            *(field.get_db_prep_save(getattr(human_label, field.attname), connection) for field in fields),
+        ])
+        human_label.pk = cursor.fetchone()[0]
+    human_label._state.adding = False  # what save() leaves: a saved row of this database
+    human_label._state.db = connection.alias
+
+
+@cache
+def _human_label_fields() -> tuple:
+    return tuple(field for field in HumanLabel._meta.concrete_fields if not field.primary_key)
+
+
+@cache
+def _label_and_close_sql() -> str:
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(field.column) for field in _human_label_fields())
+    return (f"WITH closed AS (UPDATE {quote(ReviewTask._meta.db_table)} SET state = %s, completed_at = %s "
+            f"WHERE id = %s) INSERT INTO {quote(HumanLabel._meta.db_table)} ({names}) "
+            f"VALUES ({', '.join(['%s'] * len(_human_label_fields()))}) RETURNING id")
 
 
 def review_task_skip(*, task_id: int, user) -> None:
