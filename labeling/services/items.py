@@ -124,12 +124,11 @@ def item_escalate(*, item_id: int, reason: str, actor=None, data: dict[str, Any]
                        data={"reason": reason, **(data or {})})
 
 
-@transaction.atomic(savepoint=False)
+@transaction.atomic
 def item_label_by_human(*, item_id: int, label: str, actor=None, data: dict[str, Any] | None = None,
                         seen: Item | None = None) -> Item:
-    """A person labelled the item (a review-queue submit). No savepoint inside the submit's transaction (a
-    SAVEPOINT and its RELEASE are two round trips per label): a refused transition undoes the whole submit,
-    which is what the submit wants."""
+    """A person labelled the item (a review-queue submit). A savepoint like every transition: a refusal
+    must leave a caller's transaction usable (without one Django marks it for rollback)."""
     return _transition(item_id=item_id, to_state=ItemState.HUMAN_LABELED, verb="labeled_by_human", actor=actor,
                        data={"label": label, **(data or {})}, label=label, seen=seen, final_label=label,
                        final_source=Tier.HUMAN)

@@ -128,11 +128,11 @@ def test_production_settings_pass_the_deploy_check():
 # service's BEGIN/COMMIT into SAVEPOINT/RELEASE). Claim: token→user, project+role, one statement that finds
 # the held lease or leases the best task (on SQLite a SELECT and an UPDATE in a transaction), the task with
 # its item and the item's latest judge run. Submit: token→user, the task locked with its item, project and
-# the caller's role, the item's state change with its audit event (no savepoint of its own), the label with
-# the task marked done (on SQLite the last two are two statements each). An item's history (judge runs,
+# the caller's role, the item's state change with its audit event (in a savepoint of its own: two more), the
+# label with the task marked done (on SQLite the last two are two statements each). An item's history (judge runs,
 # decisions, earlier labels) must not add any.
 CLAIM_QUERIES = {"postgresql": 4, "sqlite": 7}
-SUBMIT_QUERIES = {"postgresql": 6, "sqlite": 8}
+SUBMIT_QUERIES = {"postgresql": 8, "sqlite": 10}
 
 
 def _annotator_client(user) -> APIClient:
