@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from labeling import sql
 from labeling.models import (
     Item, JudgeFailurePolicy, JudgeRun, LedgerEntry, ModelArtifact, Project, RouterDecision, RoutingRun, RunItem, Tier,
 )
@@ -250,8 +251,8 @@ def _escalate_before_judge(run, run_item, item, project, p_hat: float) -> str | 
 def _stream_judge(run, item, project, *, router, p_hat: float, run_item: RunItem | None = None):
     """Stream the judge, polling ``router`` every Δ steps. Returns (judge_run, result | "escalated" | None, stream)."""
     judge = judge_for(project)
-    judge_run = JudgeRun.objects.create(item=item, run=run, model=judge.resolved_model,
-                                        prompt_version=project.judge_prompt_version)
+    judge_run = sql.insert(JudgeRun(item=item, run=run, model=judge.resolved_model,
+                                    prompt_version=project.judge_prompt_version))
     parser = StepParser()
     stream_state = _Stream()
     budget_open = router is not None and _budget_open(run)
@@ -360,7 +361,7 @@ def _save_judge_result(judge_run: JudgeRun, result, *, steps: list[str], stopped
     judge_run.finished_at = timezone.now()
     judge_run.extra = {**judge_run.extra, "attempts": result.attempts, "first_token_s": result.first_token_s}
     with transaction.atomic(savepoint=False):  # inside the caller's transaction when it has one
-        judge_run.save(update_fields=_RESULT_FIELDS)
+        sql.update(judge_run, _RESULT_FIELDS)
         RouterDecision.objects.bulk_create(decisions)
 
 
@@ -414,10 +415,16 @@ def _record_spot_check(run, item, surrogate_label: str, judge_label: str) -> Non
 
 def _run_item_done(run_item: RunItem, *, failed: bool = False) -> None:
     """Fenced by the claim: only the worker holding the current lease can finish the run item."""
-    if not RunItem.objects.filter(pk=run_item.pk, attempts=run_item.attempts, state=RunItem.State.CLAIMED).update(
-        state=RunItem.State.FAILED if failed else RunItem.State.DONE, finished_at=timezone.now(), lease_expires_at=None
-    ):
-        raise LeaseLost
+    state = RunItem.State.FAILED if failed else RunItem.State.DONE
+    finished = RunItem._meta.get_field("finished_at").get_db_prep_save(timezone.now(), connection)
+    with connection.cursor() as cursor:  # a plain statement: the ORM's update costs ten times its SQL in CPU
+        cursor.execute(_RUN_ITEM_DONE_SQL, [state, finished, run_item.pk, run_item.attempts, RunItem.State.CLAIMED])
+        if cursor.rowcount != 1:
+            raise LeaseLost
+
+
+_RUN_ITEM_DONE_SQL = (f"UPDATE {RunItem._meta.db_table} SET state = %s, finished_at = %s, lease_expires_at = NULL "
+                      "WHERE id = %s AND attempts = %s AND state = %s")
 
 
 def _give_back(run_item: RunItem, item: Item, *, reason: str) -> None:
