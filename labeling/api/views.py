@@ -236,7 +236,8 @@ class _TaskAction(APIView):
 class TaskSubmit(_TaskAction):
     @extend_schema(request=s.SubmitSerializer, responses=s.HumanLabelSerializer)
     def post(self, request, pk: int):
-        """The service checks the role on its own read of the task (one statement fewer per label)."""
+        """Label the task leased to you. Idempotent: submitting it again returns the first label."""
+        # The service checks the role on its own read of the task (one statement fewer per label).
         serializer = s.SubmitSerializer(data=request.data)
         if not serializer.is_valid():
             self._check(request, pk)  # 404 to a stranger whatever the body
