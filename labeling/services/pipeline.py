@@ -218,20 +218,31 @@ def _route_with_judge(run, run_item, item, project, models: RunModels, spot_chec
         return "failed"
     if result == "escalated":
         return _escalate(run, run_item, item, reason=_reason(stream.decisions[-1], router))
-    if spot_check_label is not None:
-        _record_spot_check(run, item, spot_check_label, result.label)
-    # The judge's result and the item's label commit together (one commit on the hot path); the run
-    # item's fence goes first, so a worker that lost its lease keeps only the judge run's accounting.
+    # The judge's result and the item's label commit together (one commit on the hot path). The run item's
+    # fence goes first, so a spot check is counted once, by the lease holder; when the transaction fails
+    # (a lost lease, a refused transition, the database), the judge run's accounting is still kept.
     try:
         with transaction.atomic():
             _run_item_done(run_item)
             _save_judge_result(judge_run, result, steps=stream.steps, decisions=stream.decisions)
+            if spot_check_label is not None:
+                _record_spot_check(run, item, spot_check_label, result.label)
             item_services.item_label_automatically(item_id=item.pk, label=result.label, tier=Tier.JUDGE,
                                                    seen=item, data={"run": run.pk, "judge_run": judge_run.pk})
-    except LeaseLost:
-        _save_judge_result(judge_run, result, steps=stream.steps, decisions=stream.decisions)
+    except Exception:
+        _keep_judge_accounting(judge_run, result, stream)
         raise
     return "judge"
+
+
+def _keep_judge_accounting(judge_run: JudgeRun, result, stream: _Stream) -> None:
+    """Best effort, while another error is on its way up: the tokens the judge spent stay on record."""
+    for decision in stream.decisions:
+        decision.pk = None  # rolled back with the transaction that first wrote it, if it got that far
+    try:
+        _save_judge_result(judge_run, result, steps=stream.steps, decisions=stream.decisions)
+    except Exception:
+        logger.exception("judge run %s: its result could not be saved either", judge_run.pk)
 
 
 def _escalate_before_judge(run, run_item, item, project, p_hat: float) -> str | None:
