@@ -229,6 +229,8 @@ class RoutingRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    generation = models.PositiveIntegerField(
+        default=0, help_text="Bumped by every start and resume: routing tasks enqueued before it end.")
 
     class Meta:
         ordering = ["-id"]

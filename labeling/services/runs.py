@@ -126,12 +126,13 @@ def run_start(*, run: RoutingRun, actor=None) -> RoutingRun:
             raise RunError(f"a {run.state} run cannot be started")
         run.state = RoutingRun.State.RUNNING
         run.started_at = run.started_at or timezone.now()
-        run.save(update_fields=["state", "started_at"])
+        run.generation += 1  # tasks left from before a pause end instead of adding to the new ones
+        run.save(update_fields=["state", "started_at", "generation"])
         audit_event_record(project=run.project_id, actor=actor, verb="run_started", data={"run": run.pk})
         # At least one: a run with nothing left is completed by the task that finds the queue empty.
         left = _unfinished(RunItem.objects.filter(run=run)).count()
         tasks = max(1, min(left, settings.TRACELAB_ROUTE_TASKS_PER_RUN))
-        transaction.on_commit(lambda: _enqueue(run.pk, tasks))
+        transaction.on_commit(lambda: _enqueue(run.pk, run.generation, tasks))
     return run
 
 
@@ -141,16 +142,16 @@ def _eager() -> bool:
     return app.conf.task_always_eager
 
 
-def _enqueue(run_id: int, count: int) -> None:
+def _enqueue(run_id: int, generation: int, count: int) -> None:
     from labeling.tasks import run_route_slice_task
     from tracelab.celery import app
 
     if _eager():
-        run_route_slice_task.delay(run_id)  # in-process, one slice routes the whole run
+        run_route_slice_task.delay(run_id, generation)  # in-process, one slice routes the whole run
         return
     with app.producer_or_acquire() as producer:
         for _ in range(count):
-            run_route_slice_task.apply_async((run_id,), producer=producer)
+            run_route_slice_task.apply_async((run_id, generation), producer=producer)
 
 
 def run_pause(*, run: RoutingRun, actor=None) -> RoutingRun:
@@ -265,7 +266,7 @@ def _expired_scan_due(run_id: int) -> bool:
     return True
 
 
-def run_route_slice(*, run_id: int) -> dict[str, int]:
+def run_route_slice(*, run_id: int, generation: int) -> dict[str, int]:
     """One worker's turn on a run: claim and route items in descending p̂ until none is left to claim or
     the slice (TRACELAB_ROUTE_SLICE_SECONDS) is used up, then hand the run on to a continuation task.
     Returns how many items ended each way.
@@ -273,9 +274,14 @@ def run_route_slice(*, run_id: int) -> dict[str, int]:
     A task per item cost a broker round trip and a finish check per item, more than routing an item
     with a fast judge. The slice bounds a task's length, so other runs' tasks get a worker in turn and
     the broker's visibility timeout is never reached. In-process (eager) there is one worker and no one
-    to take turns with: the slice is the whole run.
+    to take turns with: the slice is the whole run. A task of an earlier ``generation`` (enqueued before a
+    pause and a resume, which enqueued tasks of its own) ends at once, so a run never has more tasks in
+    flight than TRACELAB_ROUTE_TASKS_PER_RUN for long (at most one slice).
     """
     from labeling.services.pipeline import run_item_route
+
+    if not RoutingRun.objects.filter(pk=run_id, generation=generation).exists():
+        return {}
 
     eager = _eager()
     deadline = time.monotonic() + settings.TRACELAB_ROUTE_SLICE_SECONDS
@@ -284,7 +290,7 @@ def run_route_slice(*, run_id: int) -> dict[str, int]:
         run_item = run_claim_next(run_id=run_id)
         if run_item is None:
             if not run_finish_if_done(run_id=run_id):
-                _revisit_leased(run_id)
+                _revisit_leased(run_id, generation)
             return outcomes
         try:
             outcome = run_item_route(run_item=run_item)
@@ -294,7 +300,7 @@ def run_route_slice(*, run_id: int) -> dict[str, int]:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if not eager and time.monotonic() >= deadline:
             break
-    _enqueue(run_id, 1)
+    _enqueue(run_id, generation, 1)
     return outcomes
 
 
@@ -318,7 +324,7 @@ def _route_error(run_item: RunItem, exc: Exception) -> str:
     return "retry"
 
 
-def _revisit_leased(run_id: int) -> None:
+def _revisit_leased(run_id: int, generation: int) -> None:
     """Items are still leased (perhaps by a worker that died): come back when the first lease expires."""
     from labeling.tasks import run_route_slice_task
 
@@ -328,7 +334,7 @@ def _revisit_leased(run_id: int) -> None:
              .order_by("lease_expires_at").values_list("lease_expires_at", flat=True).first())
     if first is not None:
         delay = max(1.0, (first - timezone.now()).total_seconds() + 0.5)
-        run_route_slice_task.apply_async((run_id,), countdown=delay)
+        run_route_slice_task.apply_async((run_id, generation), countdown=delay)
 
 
 def run_finish_if_done(*, run_id: int) -> bool:

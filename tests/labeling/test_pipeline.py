@@ -170,3 +170,21 @@ def test_a_worker_that_lost_its_lease_keeps_the_judge_accounting_but_labels_noth
     judge_run = JudgeRun.objects.get(item=item, run=run)
     assert judge_run.status == "completed" and judge_run.output_tokens > 0  # the tokens we spent are on record
     assert RunItem.objects.get(pk=mine.pk).state == "claimed"
+
+
+def test_a_routing_task_from_before_a_resume_ends_without_routing():
+    from labeling.models import RunItem
+    from labeling.services.runs import run_route_slice
+
+    project = trained_project()
+    records, batch = new_batch(project, 4)
+    with ReplayServer(records, tokens_per_second=0, tokens_per_chunk=4) as server:
+        project.judge_base_url = server.base_url
+        project.save()
+        run = routing_run_create(project=project, batch=batch, kind="route", rate=0.0, start=False)
+        RoutingRun.objects.filter(pk=run.pk).update(state="running", generation=2)  # paused and resumed since
+        assert run_route_slice(run_id=run.pk, generation=1) == {}
+        assert RunItem.objects.filter(run=run, state="queued").count() == 4
+        assert run_route_slice(run_id=run.pk, generation=2) == {"judge": 4}
+    run.refresh_from_db()
+    assert run.state == "completed"
