@@ -105,7 +105,10 @@ def _task_response(request, project, *, claim=None, task=None, notice: str = "",
     if claim is not None:
         task = claim.task
     waiting, capped = selectors.review_waiting_bounded(project=project)
-    context = {"project": project, "role": role_of(request.user, project), "notice": notice,
+    role = role_of(request.user, project)
+    context = {"project": project, "role": role, "notice": notice,
+               # blind review keeps annotators from anchoring on the judge; reviewers still see it (as the API)
+               "blind": project.blind_review and role == Role.ANNOTATOR,
                "notice_kind": notice_kind, "waiting": waiting, "waiting_capped": capped,
                "claim_reason": claim.reason if claim else "", "label_keys": _label_keys(project.labels)}
     if task is not None:
@@ -144,8 +147,10 @@ def _after_action(request, project, notice: str, notice_kind: str = "info"):
 @require_POST
 def review_label(request, project, role, task_id: int):
     label = request.POST.get("label", "")
-    try:
-        queue.review_task_submit(task_id=task_id, user=request.user, label=label)
+    try:  # the role is checked again in the task's own project, not only in the one the URL names
+        queue.review_task_submit(task_id=task_id, user=request.user, label=label, minimum_role=Role.ANNOTATOR)
+    except (ProjectHidden, RoleTooLow):
+        raise Http404("no such task") from None
     except queue.QueueError as exc:
         return _after_action(request, project, QUEUE_MESSAGES.get(exc.code, str(exc)), "error")
     return _after_action(request, project, f"Saved “{label}”.")

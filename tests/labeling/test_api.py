@@ -229,6 +229,20 @@ def test_blind_review_hides_the_judge_and_the_escalation_reason_from_annotators_
     assert seen["reason"] == "router escalated at step 2" and "router escalated" in seen["claim_reason"]
 
 
+def test_the_review_page_hides_the_judge_from_annotators_of_a_blind_project_not_from_reviewers():
+    ann, rev = make_user("ann"), make_user("rev")
+    project = make_project(members={ann: "annotator", rev: "reviewer"}, blind_review=True)
+    task, _ = _item_with_history(project)
+    pages = {}
+    for user in (ann, rev):
+        client = Client()
+        client.force_login(user)
+        pages[user.username] = client.get(f"/projects/{project.pk}/review/").content
+        client.post(f"/projects/{project.pk}/review/tasks/{task.pk}/skip")  # back to the queue for the next
+    assert b"blind-note" in pages["ann"] and b"decided 2" not in pages["ann"] and b"router" not in pages["ann"]
+    assert b"blind-note" not in pages["rev"] and b"decided 2" in pages["rev"]
+
+
 def test_the_review_page_shows_the_latest_judge_answer_after_a_claim_and_after_an_undo():
     ann = make_user("ann")
     project = make_project(members={ann: "annotator"})
