@@ -3,11 +3,16 @@ the ledger and the review queue."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
-from labeling.models import Item, JudgeRun, LedgerEntry, ReviewTask, RouterDecision, RoutingRun
+from labeling.models import Item, JudgeRun, LedgerEntry, ReviewTask, RouterDecision, RoutingRun, RunItem
 from labeling.selectors import run_progress
-from labeling.services.runs import RunError, routing_run_create, run_pause, run_resume
+from labeling.services.pipeline import run_item_route
+from labeling.services.runs import (
+    RunError, routing_run_create, run_claim_next, run_pause, run_resume, run_route_slice,
+)
 from routing.replay_server import Fault, ReplayServer
 from tests.labeling.pipeline_support import new_batch, trained_project
 
@@ -149,18 +154,22 @@ def test_the_commands_train_seed_and_route(capsys):
     assert routed_run["items"] == 5 and routed_run["progress"] == 1.0 and routed_run["budget"]["cap"] == 1
 
 
-def test_a_worker_that_lost_its_lease_keeps_the_judge_accounting_but_labels_nothing():
-    from labeling.models import RunItem
-    from labeling.services.pipeline import run_item_route
-    from labeling.services.runs import run_claim_next
-
+@contextmanager
+def running_run(n: int, **run_changes):
+    """A route run over n items, marked running with no task enqueued (the test drives the worker), and no
+    budget: the judge labels every item it completes."""
     project = trained_project()
-    records, batch = new_batch(project, 3)
+    records, batch = new_batch(project, n)
     with ReplayServer(records, tokens_per_second=0, tokens_per_chunk=4) as server:
         project.judge_base_url = server.base_url
         project.save()
         run = routing_run_create(project=project, batch=batch, kind="route", rate=0.0, start=False)
-        RoutingRun.objects.filter(pk=run.pk).update(state="running")
+        RoutingRun.objects.filter(pk=run.pk).update(state="running", **run_changes)
+        yield run
+
+
+def test_a_worker_that_lost_its_lease_keeps_the_judge_accounting_but_labels_nothing():
+    with running_run(3) as run:
         mine = run_claim_next(run_id=run.pk)
         # Meanwhile our lease expired and another worker claimed the run item (its attempt number moved on).
         RunItem.objects.filter(pk=mine.pk).update(attempts=mine.attempts + 1)
@@ -173,16 +182,7 @@ def test_a_worker_that_lost_its_lease_keeps_the_judge_accounting_but_labels_noth
 
 
 def test_a_routing_task_from_before_a_resume_ends_without_routing():
-    from labeling.models import RunItem
-    from labeling.services.runs import run_route_slice
-
-    project = trained_project()
-    records, batch = new_batch(project, 4)
-    with ReplayServer(records, tokens_per_second=0, tokens_per_chunk=4) as server:
-        project.judge_base_url = server.base_url
-        project.save()
-        run = routing_run_create(project=project, batch=batch, kind="route", rate=0.0, start=False)
-        RoutingRun.objects.filter(pk=run.pk).update(state="running", generation=2)  # paused and resumed since
+    with running_run(4, generation=2) as run:  # paused and resumed since the stale task was enqueued
         assert run_route_slice(run_id=run.pk, generation=1) == {}
         assert RunItem.objects.filter(run=run, state="queued").count() == 4
         assert run_route_slice(run_id=run.pk, generation=2) == {"judge": 4}
