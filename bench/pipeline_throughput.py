@@ -194,7 +194,11 @@ def main(argv=None) -> dict:
             )
     figures["notes"] = ("paced_overhead_share = 1 − Σ replay stream seconds / (workers × run wall time): everything "
                         "that is not streaming the judge (claims, scoring, ledger, saves, idle tail, items escalated "
-                        "before the judge); paced_judge_run_overhead_share counts only time inside judge runs.")
+                        "before the judge); paced_judge_run_overhead_share counts only time inside judge runs, "
+                        "and is within its resolution of zero: a small negative value means the server counted "
+                        "a stream as still open a moment after the worker had closed it (an early stop). "
+                        "worker_cpu_ms_per_item / machine_cpu_ms_per_item: the workers' CPU, and all cores' "
+                        "(PostgreSQL, the replay judge, Redis, the workers), per item of the instant-judge run.")
     save_results(args.section, figures)
     print(json.dumps(figures, indent=1))
     return figures
