@@ -196,7 +196,7 @@ def _task_to_submit(task_id: int, user, *, minimum_role: str | None) -> ReviewTa
                                                for model in (ReviewTask, Item, Project, Membership))
         members_only = minimum_role is not None and not user.is_superuser
         sql = (f"SELECT {columns(ReviewTask, 't')}, {columns(Item, 'i')}, {columns(Project, 'p')}, m.role "
-               f"FROM {tasks} t JOIN {items} i ON i.id = t.item_id JOIN {projects} p ON p.id = i.project_id "
+               f"FROM {tasks} t JOIN {items} i ON i.id = t.item_id JOIN {projects} p ON p.id = t.project_id "
                f"LEFT JOIN {memberships} m ON m.project_id = t.project_id AND m.user_id = %s "
                f"WHERE t.id = %s{' AND m.role IS NOT NULL' if members_only else ''}"
                f"{' FOR UPDATE OF t' if connection.features.has_select_for_update_of else ''}")
