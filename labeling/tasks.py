@@ -30,3 +30,10 @@ def run_route_slice_task(run_id: int, generation: int) -> dict[str, int]:
     from labeling.services.runs import run_route_slice
 
     return run_route_slice(run_id=run_id, generation=generation)
+
+
+@shared_task(name="labeling.models_train", acks_late=True)
+def models_train_task(project_id: int, user_id: int | None = None) -> dict:
+    from labeling.services.training import models_train_by_id
+
+    return models_train_by_id(project_id=project_id, user_id=user_id)  # refusals are recorded, not raised

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from labeling.models import HumanLabel, JudgeRun, ReviewTask, RouterDecision, TaskSkip
 from labeling.services.queue import review_task_create
@@ -55,6 +56,7 @@ def test_annotator_labels_three_by_keyboard_skips_one_and_undoes_one(live_server
     page = new_page()
     # Keyboard only: the username field has focus on load; Tab to the password, Enter to log in.
     page.goto(f"{live_server.url}/accounts/login/?next=/projects/{project.pk}/")
+    expect(page.locator("#id_username")).to_be_focused()  # autofocus lands a moment after load on a busy machine
     page.keyboard.type("ann")
     page.keyboard.press("Tab")
     page.keyboard.type("pw-ann")
