@@ -377,57 +377,42 @@ def export_stream(*, project: Project, fmt: str) -> Iterator[str]:
         yield from _csv_stream(project)
 
 
+def _chunks(lines: Iterator[str]) -> Iterator[list[str]]:
+    """The lines in runs of about CHUNK_CHARS characters (checked per line: a page of inlined images can be
+    large), so a response is written in ~1 MB pieces whatever the items' sizes."""
+    parts: list[str] = []
+    size = 0
+    for line in lines:
+        parts.append(line)
+        size += len(line)
+        if size >= CHUNK_CHARS:
+            yield parts
+            parts, size = [], 0
+    if parts:
+        yield parts
+
+
 def _jsonl_stream(project: Project) -> Iterator[str]:
     labels = list(project.labels)
     labels_json = _dumps(labels)
-    parts: list[str] = []
-    size = 0
-    for page in _pages(project):
-        for item in page:
-            line = _trace_line(item, labels, labels_json)
-            parts.append(line)
-            size += len(line)
-            if size >= CHUNK_CHARS:  # checked per item: a page of inlined images can be large
-                yield "\n".join(parts) + "\n"
-                parts, size = [], 0
-    if parts:
+    lines = (_trace_line(item, labels, labels_json) for page in _pages(project) for item in page)
+    for parts in _chunks(lines):
         yield "\n".join(parts) + "\n"
 
 
 def _ls_json_stream(project: Project) -> Iterator[str]:
     text_field = {"image_caption": "caption", "text": "text", "pairwise": "instruction"}.get(project.item_kind, "text")
-    parts: list[str] = []
-    size = 0
     opening = "[\n"
-    for page in _pages(project):
-        for item in page:
-            task = _ls_line(item, text_field)
-            parts.append(task)
-            size += len(task)
-            if size >= CHUNK_CHARS:
-                yield opening + ",\n".join(parts)
-                opening, parts, size = ",\n", [], 0
-    if parts:
-        yield opening + ",\n".join(parts) + "\n]\n"
-    elif opening == "[\n":
-        yield "[\n]\n"
-    else:
-        yield "\n]\n"
+    for parts in _chunks(_ls_line(item, text_field) for page in _pages(project) for item in page):
+        yield opening + ",\n".join(parts)
+        opening = ",\n"
+    yield "[\n]\n" if opening == "[\n" else "\n]\n"
 
 
 def _csv_stream(project: Project) -> Iterator[str]:
     field_names = _field_names(project)
-    parts = [",".join(_csv_cell(name) for name in ["external_id", *field_names, *CSV_COLUMNS]) + "\r\n"]
-    size = 0
-    for page in _pages(project):
-        for item in page:
-            line = _csv_line(item, field_names)
-            parts.append(line)
-            size += len(line)
-            if size >= CHUNK_CHARS:
-                yield "".join(parts)
-                parts, size = [], 0
-    if parts:
+    yield ",".join(_csv_cell(name) for name in ["external_id", *field_names, *CSV_COLUMNS]) + "\r\n"
+    for parts in _chunks(_csv_line(item, field_names) for page in _pages(project) for item in page):
         yield "".join(parts)
 
 
