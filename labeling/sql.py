@@ -50,13 +50,19 @@ def instances(row: tuple, *models: type[Model]) -> tuple[Any, ...]:
     return (*out, *row[start:])
 
 
-def insert(instance: Model) -> Model:
-    """INSERT ``instance`` as a new row (``save()`` for a new instance) and set its primary key."""
+def insert(instance: Model, *, with_cte: tuple[str, list] | None = None) -> Model:
+    """INSERT ``instance`` as a new row (``save()`` for a new instance) and set its primary key.
+
+    ``with_cte``: (``name AS (…)``, its parameters), a data-modifying CTE run in the same statement
+    (PostgreSQL only), e.g. closing the task a label is written for."""
     model = type(instance)
     fields = _insert_fields(model)
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), connection) for field in fields]
+    statement, params = _insert_sql(model), values
+    if with_cte is not None:
+        statement, params = f"WITH {with_cte[0]} {statement}", [*with_cte[1], *values]
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(model), values)
+        cursor.execute(statement, params)
         instance.pk = cursor.fetchone()[0]
     instance._state.adding, instance._state.db = False, connection.alias
     return instance

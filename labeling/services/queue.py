@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cache
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -18,7 +17,7 @@ from labeling.models import HumanLabel, Item, JudgeRun, Membership, Project, Rev
 from labeling.roles import ProjectHidden, checked_role
 from labeling.services.audit import audit_event_record
 from labeling.services.items import item_escalate, item_label_by_human, item_send_back
-from labeling.sql import BIGINT_MAX, columns, instances
+from labeling.sql import BIGINT_MAX, columns, insert, instances
 from labeling.states import ItemState
 
 LEASE_SECONDS = 300
@@ -256,29 +255,10 @@ def _label_and_close(human_label: HumanLabel, task: ReviewTask) -> None:
         human_label.save(force_insert=True)
         task.save(update_fields=["state", "completed_at"])
         return
-    fields = _human_label_fields()
-    with connection.cursor() as cursor:
-        cursor.execute(_label_and_close_sql(), [
-            task.state, connection.ops.adapt_datetimefield_value(task.completed_at), task.pk,
-            *(field.get_db_prep_save(getattr(human_label, field.attname), connection) for field in fields),
-        ])
-        human_label.pk = cursor.fetchone()[0]
-    human_label._state.adding = False  # what save() leaves: a saved row of this database
-    human_label._state.db = connection.alias
-
-
-@cache
-def _human_label_fields() -> tuple:
-    return tuple(field for field in HumanLabel._meta.concrete_fields if not field.primary_key)
-
-
-@cache
-def _label_and_close_sql() -> str:
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(field.column) for field in _human_label_fields())
-    return (f"WITH closed AS (UPDATE {quote(ReviewTask._meta.db_table)} SET state = %s, completed_at = %s "
-            f"WHERE id = %s) INSERT INTO {quote(HumanLabel._meta.db_table)} ({names}) "
-            f"VALUES ({', '.join(['%s'] * len(_human_label_fields()))}) RETURNING id")
+    close = (f"closed AS (UPDATE {connection.ops.quote_name(ReviewTask._meta.db_table)} "
+             "SET state = %s, completed_at = %s WHERE id = %s)")
+    insert(human_label, with_cte=(close, [task.state, connection.ops.adapt_datetimefield_value(task.completed_at),
+                                          task.pk]))
 
 
 def review_task_skip(*, task_id: int, user) -> None:
