@@ -59,7 +59,9 @@ class RowError:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "field": self.field, "message": self.message}
+        # Errors are stored as JSON, which PostgreSQL cannot hold with a NUL in it: show the escape instead.
+        return {"line": self.line, "field": self.field.replace("\x00", "\\u0000"),
+                "message": self.message.replace("\x00", "\\u0000")}
 
 
 class FormatError(ValueError):
@@ -150,9 +152,38 @@ def read_jsonl(stream: IO[bytes]) -> Iterator[ImportRow | RowError]:
         yield _row_from_object(obj, number)
 
 
+def _nul_at(obj: Any, path: str = "") -> str | None:
+    """The path of the first key or string in ``obj`` that holds a NUL (JSON's \\u0000), or None.
+    PostgreSQL stores no NUL in text or JSON, so such a record is refused with its place named."""
+    if isinstance(obj, str):
+        return (path or "<record>") if "\x00" in obj else None
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return inner
+            found = _nul_at(value, inner)
+            if found:
+                return found
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj):
+            found = _nul_at(value, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _refused_nul(obj: Any, line: int) -> RowError | None:
+    where = _nul_at(obj)
+    return None if where is None else RowError(line, where, "contains a NUL character (\\u0000), which cannot "
+                                                            "be stored")
+
+
 def _row_from_object(obj: Any, line: int) -> ImportRow | RowError:
     if not isinstance(obj, dict):
         return RowError(line, "<record>", f"must be a JSON object, got {type(obj).__name__}")
+    if (refused := _refused_nul(obj, line)) is not None:
+        return refused
     if "data" in obj and isinstance(obj.get("data"), dict):
         return _row_from_ls_task(obj, line)
     if "input" in obj:
@@ -274,6 +305,8 @@ def _decode_at(decoder: json.JSONDecoder, text: str, pos: int) -> tuple[Any, int
 def _ls_element(obj: Any, line: int) -> ImportRow | RowError:
     if not isinstance(obj, dict):
         return RowError(line, "<task>", f"must be a JSON object, got {type(obj).__name__}")
+    if (refused := _refused_nul(obj, line)) is not None:
+        return refused
     if isinstance(obj.get("data"), dict):
         return _row_from_ls_task(obj, line)
     return _row_from_flat(obj, line)

@@ -117,6 +117,11 @@ def png_data_uri(content: bytes | None = None) -> str:
          (2, "external_id", "duplicate external id 'a' (first on line 2)")),
         (["just a string"], (1, "<record>", "must be a JSON object")),
         ([{"id": "t", "input": {"text": "x"}, "judge": {"label": 3}}], (1, "judge.label", "must be a string or null")),
+        # JSON's \u0000: PostgreSQL stores no NUL in text or JSON; the place is named, the error is storable
+        ([{"external_id": "a", "text": "x\x00y"}], (1, "text", "contains a NUL character")),
+        ([{"id": "t", "input": {"text": "x"}, "judge": {"label": "yes", "reasoning": "1. \x00"}}],
+         (1, "judge.reasoning", "contains a NUL character")),
+        ([{"external_id": "a", "text": "x", "col\x00": "v"}], (1, "col\\u0000", "contains a NUL character")),
     ],
 )
 def test_bad_rows_fail_the_whole_file_with_line_field_and_reason(rows, expected):
